@@ -1,0 +1,1 @@
+"""Scoring saved models on videos and images, export for serving, explanation figures."""

@@ -1,0 +1,1 @@
+"""Model builders: the Xception spec, the MD-CSD variants of Table V, saving."""

@@ -1,0 +1,1 @@
+"""The paper's training recipe: two learning-rate groups, plateau schedule, trainer, metrics."""

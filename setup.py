@@ -1,0 +1,5 @@
+"""Installs md-csd-tf; all metadata lives in setup.cfg."""
+
+from setuptools import setup
+
+setup()
