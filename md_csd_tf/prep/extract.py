@@ -315,6 +315,15 @@ def _finished_folders(out: Path) -> list[Path]:
     )
 
 
+def _write_failures(path: Path, failures: list[Failure]) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "reason"])
+        writer.writerows((f.file, f.reason) for f in failures)
+    os.replace(temp, path)
+
+
 def _replace_text(path: Path, text: str) -> None:
     temp = path.with_name(f".{path.name}.tmp")
     temp.write_text(text, encoding="utf-8")
@@ -410,12 +419,16 @@ def extract_faces(config: ExtractConfig) -> ExtractResult:
     _check(config)
     out = Path(config.out).expanduser().resolve()
     config = dataclasses.replace(config, out=str(out))
-    listing = scan_dataset(
-        config.dataset, config.root, compression=config.compression, methods=config.methods,
-        splits=config.splits, splits_dir=config.splits_dir,
-    )  # fmt: skip
-    videos = _select(listing.videos, config.max_videos)
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        listing = scan_dataset(
+            config.dataset, config.root, compression=config.compression,
+            methods=config.methods, splits=config.splits, splits_dir=config.splits_dir,
+        )  # fmt: skip
+    except UserError as error:  # e.g. wrong --root: leave the reason where the failures go
+        _write_failures(out / "failures.csv", [Failure(config.root, str(error))])
+        raise
+    videos = _select(listing.videos, config.max_videos)
     workers = config.workers or min(4, os.cpu_count() or 1)
 
     def job(record: VideoRecord, reuse: dict | None = None) -> _Job:
@@ -449,12 +462,7 @@ def extract_faces(config: ExtractConfig) -> ExtractResult:
         failures += [Failure(outcome.file, note) for note in notes]
 
     failures_path = out / "failures.csv"
-    temp = out / ".failures.csv.tmp"
-    with open(temp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "reason"])
-        writer.writerows((f.file, f.reason) for f in failures)
-    os.replace(temp, failures_path)
+    _write_failures(failures_path, failures)
 
     manifest, parquet, counts = rebuild_manifest(out)
     done = [o for o in outcomes if o.status == "done"]

@@ -20,6 +20,7 @@ pixels; the crop itself is cut from the full-resolution frame.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import cv2
 import dlib
@@ -29,6 +30,13 @@ Box = tuple[
     int, int, int, int
 ]  # (left, top, right, bottom) in frame pixels, right/bottom exclusive
 PICKS = ("largest", "best")
+
+
+@functools.cache
+def _frontal_face_detector():
+    # Building the detector deserialises its HOG model (~0.5 s); one per process is enough,
+    # and its run() keeps no state between calls.
+    return dlib.get_frontal_face_detector()
 
 
 def square_box(box: Box, frame_shape: tuple[int, ...], scale: float = 1.3) -> Box:
@@ -47,9 +55,11 @@ def square_box(box: Box, frame_shape: tuple[int, ...], scale: float = 1.3) -> Bo
     left, top, right, bottom = box
     size = int(max(right - left, bottom - top) * scale)
     centre_x, centre_y = (left + right) // 2, (top + bottom) // 2
-    x0 = max(int(centre_x - size // 2), 0)
-    y0 = max(int(centre_y - size // 2), 0)
-    size = min(width - x0, height - y0, size)
+    # The upper clamps (width - 1, height - 1) only matter for a box wholly outside the frame,
+    # which dlib never returns; they keep the result a valid (1-pixel) box even then.
+    x0 = min(max(int(centre_x - size // 2), 0), width - 1)
+    y0 = min(max(int(centre_y - size // 2), 0), height - 1)
+    size = max(min(width - x0, height - y0, size), 1)
     return (x0, y0, x0 + size, y0 + size)
 
 
@@ -90,7 +100,7 @@ class FaceCropper:
     def __post_init__(self):
         if self.pick not in PICKS:
             raise ValueError(f"pick must be one of {PICKS}, got {self.pick!r}")
-        self._detector = dlib.get_frontal_face_detector()
+        self._detector = _frontal_face_detector()
 
     def __getstate__(self):  # the dlib detector does not pickle; rebuild it in each worker
         state = dict(self.__dict__)
@@ -99,7 +109,7 @@ class FaceCropper:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._detector = dlib.get_frontal_face_detector()
+        self._detector = _frontal_face_detector()
 
     def detect(self, frame_rgb: np.ndarray) -> tuple[Box, float] | None:
         """Finds the face to crop.

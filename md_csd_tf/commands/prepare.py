@@ -1,0 +1,93 @@
+"""`md-csd prepare`: face crops and a manifest from FF++, DFD or Celeb-DF v2 as shipped."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "prepare"
+HELP = "extract dlib face crops (FF++ 1.3x rule) and a manifest from FF++, DFD or Celeb-DF v2"
+
+
+def _csv_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, choices=("ffpp", "dfd", "celebdf"))
+    parser.add_argument("--root", required=True, help="dataset folder exactly as downloaded")
+    parser.add_argument("--out", required=True, help="output folder (crops, manifest.csv, ...)")
+    parser.add_argument(
+        "--compression", default="c23", help="FF++/DFD quality folder: raw (= c0), c23, c40"
+    )
+    parser.add_argument(
+        "--methods", nargs="+", default=None,
+        help="manipulation folders (default: all; FF++: Deepfakes Face2Face FaceSwap "
+        "NeuralTextures, plus FaceShifter when present)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--splits", type=_csv_list, default=("train", "val", "test"),
+        help="comma-separated subset of splits to extract (default train,val,test)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--splits-dir", "--split-files", dest="splits_dir", default=None,
+        help="folder with FF++ train.json/val.json/test.json overriding the official splits "
+        "shipped with the package",
+    )  # fmt: skip
+    parser.add_argument("--image-size", type=int, default=299, help="crop side (default 299)")
+    parser.add_argument(
+        "--frames", type=int, default=None,
+        help="frames per video (default, paper: FF++ 270 train / 100 val+test; Celeb-DF, DFD 25)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sampling", choices=("consecutive", "uniform"), default=None,
+        help="default, paper: consecutive from frame 0 for FF++, uniform for Celeb-DF and DFD",
+    )  # fmt: skip
+    parser.add_argument("--format", choices=("png", "jpg"), default="png")
+    parser.add_argument("--jpeg-quality", type=int, default=95)
+    parser.add_argument("--workers", type=int, default=None, help="default min(4, CPU count)")
+    parser.add_argument("--max-videos", type=int, default=None, help="per split and method")
+    parser.add_argument(
+        "--detect-max-side", type=int, default=640,
+        help="downscale frames to this longest side for detection; 0 = full size",
+    )  # fmt: skip
+    parser.add_argument(
+        "--detect-every", type=int, default=1,
+        help="run the detector every k-th sampled frame, reuse its box in between (default 1)",
+    )  # fmt: skip
+    parser.add_argument("--pick", choices=("largest", "best"), default="largest")
+    parser.add_argument(
+        "--no-reuse-boxes", dest="reuse_boxes", action="store_false",
+        help="detect on FF++ fakes too instead of reusing their target original's boxes",
+    )  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace):
+    from md_csd_tf.prep.extract import ExtractConfig
+
+    return ExtractConfig(
+        dataset=args.dataset, root=args.root, out=args.out, compression=args.compression,
+        methods=tuple(args.methods) if args.methods else None, splits=tuple(args.splits),
+        splits_dir=args.splits_dir, frames=args.frames, sampling=args.sampling,
+        image_size=args.image_size, detect_max_side=args.detect_max_side or None,
+        pick=args.pick, detect_every=args.detect_every, reuse_original_boxes=args.reuse_boxes,
+        format=args.format, jpeg_quality=args.jpeg_quality, workers=args.workers,
+        max_videos=args.max_videos, progress=not args.quiet,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from md_csd_tf.prep.extract import extract_faces
+
+    result = extract_faces(config_from_args(args))
+    print(
+        f"{args.dataset}: {result.videos_listed} videos listed, {result.videos_extracted} "
+        f"extracted, {result.videos_skipped} already done, {result.videos_failed} failed; "
+        f"{result.crops_written} crops written, {result.frames_without_face} frames without a face"
+    )
+    print(f"manifest: {result.manifest}")
+    if result.manifest_parquet:
+        print(f"manifest: {result.manifest_parquet}")
+    print(f"summary:  {result.summary}")
+    print(f"failures: {result.failures} ({result.failure_count} lines)")
+    return 0
