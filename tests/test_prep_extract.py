@@ -1,0 +1,180 @@
+"""The extraction job end to end on tiny stand-in layouts: manifest, resume, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from prep_fixtures import blank_frame, make_celebdf, make_dfd, make_ffpp, write_video
+
+from md_csd_tf.cli import main as cli_main
+from md_csd_tf.errors import UserError
+from md_csd_tf.prep.extract import MANIFEST_COLUMNS, ExtractConfig, extract_faces
+
+METHODS = ("Deepfakes", "FaceSwap")
+
+
+def _config(dataset, root, out, **overrides):
+    defaults = {"workers": 1, "progress": False, "image_size": 64}
+    if dataset == "ffpp":
+        defaults.update(methods=METHODS, splits_dir=str(Path(root) / "splits"))
+    return ExtractConfig(dataset, str(root), str(out), **{**defaults, **overrides})
+
+
+def _manifest(out):
+    return pd.read_csv(Path(out) / "manifest.csv", dtype={"video_id": str})
+
+
+def _failures(out):
+    """``{file name: [reasons]}`` from failures.csv, and the number of lines."""
+    reasons = {}
+    with open(Path(out) / "failures.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        reasons.setdefault(Path(row["file"]).name, []).append(row["reason"])
+    return reasons, len(rows)
+
+
+def test_ffpp_manifest(tmp_path):
+    root = make_ffpp(tmp_path / "ffpp", methods=METHODS, n=4)
+    out = tmp_path / "out"
+    result = extract_faces(_config("ffpp", root, out, frames=3))
+    assert (result.videos_listed, result.videos_extracted, result.videos_failed) == (18, 18, 0)
+    table = _manifest(out)
+    assert list(table.columns) == list(MANIFEST_COLUMNS)
+    assert len(table) == 18 * 3 == result.crops_written
+    assert sorted(table.frame_index.unique()) == [0, 1, 2]  # consecutive from the first frame
+    assert set(table[table.method == "real"].label) == {0}
+    assert set(table[table.method != "real"].label) == {1}
+    splits = table.groupby("video_id").split.first().to_dict()
+    assert splits["000"] == splits["001_000"] == "train"
+    assert splits["003"] == splits["002_003"] == "val"
+    assert splits["005_004"] == "test"
+    row = table[(table.video_id == "002_003") & (table.method == "FaceSwap")].iloc[0]
+    assert row.path == "ffpp/c23/FaceSwap/002_003/0000.png"
+    image = cv2.imread(str(out / row.path))
+    assert image.shape == (64, 64, 3)
+    assert (row.box_right - row.box_left) == (row.box_bottom - row.box_top) > 100
+    # FF++ fakes reuse the crop boxes of their target original (same frame geometry).
+    boxes = ["box_left", "box_top", "box_right", "box_bottom"]
+    fake = table[(table.video_id == "004_005") & (table.method == "Deepfakes")][boxes]
+    real = table[table.video_id == "004"][boxes]
+    np.testing.assert_array_equal(fake.to_numpy(), real.to_numpy())
+    parquet = pd.read_parquet(out / "manifest.parquet")
+    assert len(parquet) == len(table) and parquet.video_id.iloc[0] == table.video_id.iloc[0]
+    assert parquet.video_id.map(type).eq(str).all()  # "000" stays a string, not 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["ffpp"]["train"]["real"] == {
+        "videos": 2, "crops": 6, "frames_without_face": 0
+    }  # fmt: skip
+    assert summary["last_run"]["videos_extracted"] == 18
+
+
+def test_celebdf_and_dfd_share_an_output(tmp_path):
+    out = tmp_path / "out"
+    celeb = make_celebdf(tmp_path / "celeb", n=12)
+    extract_faces(_config("celebdf", celeb, out, frames=4))
+    table = _manifest(out)
+    assert len(table) == 7 * 4
+    assert sorted(table.frame_index.unique()) == [1, 4, 7, 10]  # uniform by default
+    test = table[table.split == "test"].groupby("video_id").label.first().to_dict()
+    assert test == {"id0_0000": 0, "00000": 0, "id0_id1_0000": 1}
+    assert set(table[table.split == "train"].video_id) == {"id1_0001", "00001", "id1_id0_0001",
+                                                          "id0_id1_0002"}  # fmt: skip
+    dfd = make_dfd(tmp_path / "dfd", n=5)
+    result = extract_faces(_config("dfd", dfd, out, workers=2))  # also exercises the process pool
+    assert result.videos_extracted == 5 and result.videos_failed == 0
+    table = _manifest(out)
+    assert set(table.dataset) == {"celebdf", "dfd"}
+    dfd_rows = table[table.dataset == "dfd"]
+    assert len(dfd_rows) == 5 * 5 and set(dfd_rows.split) == {"test"}
+    # DFD default is 25 frames: each 5-frame video is short, used whole, and reported.
+    failures, _ = _failures(out)
+    assert failures["01__talking.mp4"] == ["short video: 5 of 25 requested frames read; all 5 used"]
+
+
+def test_resume_after_interrupted_run(tmp_path):
+    root = make_dfd(tmp_path / "dfd", n=3)
+    out = tmp_path / "out"
+    extract_faces(_config("dfd", root, out))
+    rows_before = len(_manifest(out))
+    videos = out / "dfd" / "c23" / "DeepFakeDetection"
+    kept = videos / "01_02__talking__ABCDEF12"
+    kept_mtime = (kept / "0000.png").stat().st_mtime_ns
+    # Simulate a kill in the middle of one video: its folder only exists under the temporary
+    # name, with a half-written crop, and the manifest is gone.
+    redo = videos / "02_01__walking__0A1B2C3D"
+    partial = videos / ".partial-02_01__walking__0A1B2C3D"
+    os.rename(redo, partial)
+    (partial / "frames.csv").unlink()
+    (partial / "0001.png").write_bytes(b"half")
+    (out / "manifest.csv").unlink()
+    result = extract_faces(_config("dfd", root, out))
+    assert (result.videos_extracted, result.videos_skipped) == (1, 4)
+    assert not partial.exists() and (redo / "frames.csv").is_file()
+    assert cv2.imread(str(redo / "0001.png")) is not None
+    assert (kept / "0000.png").stat().st_mtime_ns == kept_mtime  # not redone
+    assert len(_manifest(out)) == rows_before
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_bad_inputs_are_reported_and_the_rest_completes(tmp_path):
+    root = make_ffpp(tmp_path / "ffpp", methods=("Deepfakes",), n=4)
+    originals = root / "original_sequences/youtube/c23/videos"
+    good = (originals / "000.mp4").read_bytes()
+    (originals / "001.mp4").write_bytes(good[: len(good) // 3])  # truncated: corrupt
+    (originals / "002.mp4").write_text("<html>not a video</html>\n" * 20)  # non-video .mp4
+    (originals / "003.mp4").write_bytes(b"")  # empty
+    write_video(originals / "004.mp4", [blank_frame(i) for i in range(4)])  # no face at all
+    (root / "manipulated_sequences/Deepfakes/c23/videos/005_004.mp4").unlink()  # missing id
+    out = tmp_path / "out"
+    result = extract_faces(
+        _config("ffpp", root, out, methods=("Deepfakes", "Face2Face"), frames=6)
+    )  # Face2Face is requested but not there; 6 frames asked of 4-frame videos
+    failures, lines = _failures(out)
+    assert "not a readable video" in failures["001.mp4"][0]
+    assert "not a readable video" in failures["002.mp4"][0]
+    assert failures["003.mp4"] == ["empty file (0 bytes)"]
+    assert failures["004.mp4"] == [
+        "short video: 4 of 6 requested frames read; all 4 used",
+        "no face found in any of 4 frames read",
+    ]
+    assert failures["005_004.mp4"] == ["split id 005_004 (test) has no video in Deepfakes"]
+    assert failures["videos"] == ["requested method folder is missing"]  # Face2Face/c23/videos
+    assert failures["000.mp4"] == ["short video: 4 of 6 requested frames read; all 4 used"]
+    assert result.videos_failed == 3
+    table = _manifest(out)
+    assert set(table[table.method == "real"].video_id) == {"000", "005"}
+    assert len(table[table.method == "Deepfakes"].video_id.unique()) == 5
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["failures"]) == lines == result.failure_count
+    assert summary["counts"]["ffpp"]["test"]["real"]["frames_without_face"] == 4
+    # A second run skips finished videos but still reports their problems.
+    again = extract_faces(_config("ffpp", root, out, methods=("Deepfakes", "Face2Face"), frames=6))
+    assert again.videos_extracted == 0 and again.failure_count == result.failure_count
+
+
+def test_wrong_root(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="expected folder original_sequences/youtube/c23/videos"):
+        extract_faces(_config("ffpp", tmp_path, out))
+    assert "original_sequences/youtube/c23/videos is missing" in (out / "failures.csv").read_text()
+
+
+def test_cli_prepare(tmp_path, capsys):
+    root = make_celebdf(tmp_path / "celeb", n=3)
+    out = tmp_path / "out"
+    argv = ["prepare", "--dataset", "celebdf", "--root", str(root), "--out", str(out),
+            "--image-size", "32", "--format", "jpg", "--frames", "2", "--quiet", "--workers", "1"]  # fmt: skip
+    assert cli_main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "7 extracted" in printed and str(out / "manifest.csv") in printed
+    table = _manifest(out)
+    assert len(table) == 14 and table.path.str.endswith(".jpg").all()
+    assert cli_main(["prepare", "--dataset", "ffpp", "--root", str(root), "--out", str(out)]) == 2
