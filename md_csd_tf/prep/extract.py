@@ -19,6 +19,7 @@ Reference: MD-CSDNetwork, Section III.A (frame counts), FF++ (crop rule, see ``f
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import csv
 import dataclasses
 import json
@@ -283,30 +284,37 @@ def _original_boxes(out: str, record: VideoRecord) -> dict | None:
     return {"shape": [info["height"], info["width"]], "boxes": boxes}
 
 
-def _run_jobs(jobs: list[_Job], config: ExtractConfig, workers: int, bar) -> list[_Outcome]:
-    if not jobs:
-        return []
-    if workers <= 1:  # in-process: no start-up cost, easier to debug
-        _init_worker(config)
+def _run_jobs(jobs: list[_Job], pool, bar) -> list[_Outcome]:
+    if pool is None:  # in-process (workers=1): no start-up cost, easier to debug
         outcomes = []
         for job in jobs:
             outcomes.append(_worker(job))
             bar.update(1)
         return outcomes
+    outcomes = []
+    for outcome in pool.map(_worker, jobs, chunksize=1):
+        outcomes.append(outcome)
+        bar.update(1)
+    return outcomes
+
+
+@contextlib.contextmanager
+def _pool(config: ExtractConfig, workers: int):
+    if workers <= 1:
+        _init_worker(config)
+        yield None
+        return
     # "spawn": the parent may have imported TensorFlow (tests, notebooks), which is not fork-safe.
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
+    pool = concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(config,)
-    ) as pool:
-        outcomes = []
-        try:
-            for outcome in pool.map(_worker, jobs, chunksize=1):
-                outcomes.append(outcome)
-                bar.update(1)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        return outcomes
+    )
+    try:
+        yield pool
+    except BaseException:  # KeyboardInterrupt included: do not wait for queued videos
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _finished_folders(out: Path) -> list[Path]:
@@ -443,10 +451,14 @@ def extract_faces(config: ExtractConfig) -> ExtractResult:
     reuse_phase = config.reuse_original_boxes and config.dataset == "ffpp"
     first = [r for r in videos if not (reuse_phase and r.original_id)]
     second = [r for r in videos if reuse_phase and r.original_id]
-    with tqdm(total=len(videos), unit="video", disable=not config.progress) as bar:
-        outcomes = _run_jobs([job(r) for r in first], config, workers, bar)
+    workers = min(workers, max(len(videos), 1))
+    with (
+        tqdm(total=len(videos), unit="video", disable=not config.progress) as bar,
+        _pool(config, workers) as pool,
+    ):
+        outcomes = _run_jobs([job(r) for r in first], pool, bar)
         jobs = [job(r, _original_boxes(str(out), r)) for r in second]
-        outcomes += _run_jobs(jobs, config, workers, bar)
+        outcomes += _run_jobs(jobs, pool, bar)
 
     failures = list(listing.failures)
     for record, outcome in zip(first + second, outcomes, strict=True):
