@@ -27,7 +27,7 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
     if width < 128 or height < 96:
-        raise argparse.ArgumentTypeError("frames smaller than 128x96 leave dlib no face to find")
+        raise argparse.ArgumentTypeError("below 128x96 the face is too small for dlib to find")
     return width, height
 
 
@@ -43,10 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pairs", type=_pairs, help="TRAIN,VAL,TEST pair counts; overrides --videos"
     )
     parser.add_argument(
-        "--frames", type=int, default=24, help="frames per video, 12 fps (default 24)"
+        "--frames", type=int, default=25, help="frames per video, 12 fps (default 25)"
     )
     parser.add_argument(
         "--size", type=_size, default=(320, 240), help="WIDTHxHEIGHT (default 320x240)"
+    )
+    parser.add_argument(
+        "--dfd-actors", type=int, default=4, help="DFD actors, 2 scenes each (default 4)"
+    )
+    parser.add_argument(
+        "--celebdf-videos", type=int, default=4, help="Celeb-real videos, one fake each (default 4)"
     )
     parser.add_argument("--seed", type=int, default=0, help="the dataset is a function of it")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
@@ -61,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--videos must be at least 6 (one official pair per split)")
     if args.frames < 1:
         raise UserError("--frames must be positive")
+    if args.dfd_actors < 2 or args.celebdf_videos < 2:
+        raise UserError("--dfd-actors and --celebdf-videos need at least 2 identities to swap")
     summary = make_demo_dataset(
         args.out,
         videos=args.videos,

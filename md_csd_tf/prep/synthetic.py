@@ -33,6 +33,7 @@ import json
 import os
 import string
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -502,8 +503,6 @@ def apply_manipulation(
 
 def _rng(seed: int, *keys: str) -> np.random.Generator:
     """An independent generator per named entity, so outputs do not depend on generation order."""
-    import zlib
-
     return np.random.default_rng([seed, zlib.crc32("|".join(keys).encode())])
 
 
@@ -607,7 +606,7 @@ def pairs_for(videos: int) -> tuple[int, int, int]:
 def make_demo_dataset(
     out_dir: str | os.PathLike,
     videos: int = 20,
-    frames: int = 24,
+    frames: int = 25,  # DFD and Celeb-DF extraction take 25 frames per video by default
     size: tuple[int, int] = (320, 240),
     seed: int = 0,
     pairs: Sequence[int] | None = None,
@@ -631,7 +630,7 @@ def make_demo_dataset(
     Args:
         out_dir: output root.
         videos: real FF++ videos; split about 60/20/20 into official pairs (`pairs_for`).
-        frames: frames per video (12 fps).
+        frames: frames per video (12 fps, so about 2 s).
         size: (width, height) of the frames.
         seed: everything is a deterministic function of it.
         pairs: (train, val, test) pair counts; overrides `videos`.
