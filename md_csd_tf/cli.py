@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"md-csd {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"md-csd {args.command}: interrupted; finished work is kept, run again to resume.",
-              file=sys.stderr)
+        print(
+            f"md-csd {args.command}: interrupted; finished work is kept, run again to resume.",
+            file=sys.stderr,
+        )
         return 130
 
 

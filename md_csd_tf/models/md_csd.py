@@ -1,0 +1,205 @@
+"""MD-CSDNetwork and its Table V ablation variants as one configurable Keras model."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+from keras import layers
+
+from md_csd_tf.frequency import TRANSFORMS
+from md_csd_tf.layers.cross_stitch import CrossStitch
+from md_csd_tf.layers.standardization import FrequencyStandardization
+from md_csd_tf.models.xception_spec import (
+    POOL_STAGES,
+    apply_block,
+    copy_keras_xception_weights,
+    xception_stages,
+)
+
+# Table V of the paper, one row per variant: which branches exist and after which max-pooling
+# stages a cross-stitch unit joins them.
+VARIANTS: dict[str, dict] = {
+    "rgb": {"branches": ("rgb",), "stitches": ()},  # row 1: Xception on pixels
+    "freq": {"branches": ("freq",), "stitches": ()},  # row 2: Xception on the spectrum
+    "concat": {"branches": ("rgb", "freq"), "stitches": ()},  # row 3: features concatenated
+    "one_stitch": {"branches": ("rgb", "freq"), "stitches": POOL_STAGES[:1]},  # row 4
+    "md_csd": {"branches": ("rgb", "freq"), "stitches": POOL_STAGES},  # row 5: the paper's
+}
+
+
+@keras.saving.register_keras_serializable(package="md_csd_tf")
+class MDCSDNetwork(keras.Model):
+    """Two Xception branches (RGB pixels, frequency spectrum) joined by cross-stitch units.
+
+    Inputs are a dict with `"rgb"`: face crops as pixels in 0..255, and `"freq"`: the same crops
+    after the frequency transform named by `transform` (the pipeline computes it; see
+    `md_csd_tf.frequency`). Only the variant's branches take an input. The output is the
+    probability that the face is fake (label 1 = fake).
+
+    Each branch is normalised separately (Sec. II.B): RGB to [-1, 1] as Xception expects, the
+    spectrum by per-channel statistics stored in the model (`set_frequency_statistics`). A
+    cross-stitch unit follows the residual add that closes each max-pooling block, so both the
+    pooled path and the shortcut of the next block see the mixed maps (docs/reading-the-paper.md).
+    The pooled 2048-d features of the branches are concatenated into one sigmoid unit.
+
+    Args:
+        variant: a row of Table V: "rgb", "freq", "concat", "one_stitch" or "md_csd".
+        transform: the frequency transform the "freq" input carries: "dct", "fft" or "dwt".
+        image_size: side of the square face crop (Xception needs at least 71).
+        middle_blocks: Xception middle-flow blocks (8 in the paper; fewer for quick tests).
+        stitch_self_weight / stitch_cross_weight: initial same-/cross-branch stitch weights.
+        per_channel_stitch: one 2x2 stitch matrix per channel instead of per unit.
+        dropout: dropout rate on the concatenated features before the classifier (the paper
+            has none).
+
+    Reference: MD-CSDNetwork, Sec. II.B, Fig. 2 and Table V.
+    """
+
+    def __init__(
+        self,
+        variant: str = "md_csd",
+        transform: str = "dct",
+        image_size: int = 299,
+        middle_blocks: int = 8,
+        stitch_self_weight: float = 0.9,
+        stitch_cross_weight: float = 0.1,
+        per_channel_stitch: bool = False,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        if variant not in VARIANTS:
+            raise ValueError(f"Unknown variant {variant!r}; choose one of {list(VARIANTS)}.")
+        if transform not in TRANSFORMS:
+            raise ValueError(f"Unknown transform {transform!r}; choose one of {list(TRANSFORMS)}.")
+        if image_size < 71:
+            raise ValueError(f"Xception needs image_size >= 71, got {image_size}.")
+        branches = VARIANTS[variant]["branches"]
+        stitches = VARIANTS[variant]["stitches"]
+
+        inputs = {
+            name: keras.Input((image_size, image_size, 3), name=name, dtype="float32")
+            for name in branches
+        }
+        streams = {}
+        if "rgb" in inputs:  # keras.applications.xception.preprocess_input, inside the model
+            streams["rgb"] = layers.Rescaling(1 / 127.5, offset=-1.0, name="rgb_preprocess")(
+                inputs["rgb"]
+            )
+        if "freq" in inputs:
+            streams["freq"] = FrequencyStandardization(3, name="freq_standardization")(
+                inputs["freq"]
+            )
+
+        for spec in xception_stages(middle_blocks):
+            streams = {name: apply_block(spec, x, name) for name, x in streams.items()}
+            if spec.name in stitches:
+                streams["rgb"], streams["freq"] = CrossStitch(
+                    stitch_self_weight,
+                    stitch_cross_weight,
+                    per_channel=per_channel_stitch,
+                    name=f"cross_stitch_{spec.name}",
+                )([streams["rgb"], streams["freq"]])
+
+        pooled = [
+            layers.GlobalAveragePooling2D(name=f"{name}_avg_pool")(x) for name, x in streams.items()
+        ]
+        features = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="features")(pooled)
+        if dropout:
+            features = layers.Dropout(dropout, name="dropout")(features)
+        # float32 output even under mixed precision, for a stable loss.
+        output = layers.Dense(1, activation="sigmoid", dtype="float32", name="fake_probability")(
+            features
+        )
+        super().__init__(inputs=inputs, outputs=output, **kwargs)
+
+        self.variant = variant
+        self.transform = transform
+        self.image_size = image_size
+        self.middle_blocks = middle_blocks
+        self.stitch_self_weight = stitch_self_weight
+        self.stitch_cross_weight = stitch_cross_weight
+        self.per_channel_stitch = per_channel_stitch
+        self.dropout = dropout
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        return VARIANTS[self.variant]["branches"]
+
+    def set_frequency_statistics(self, mean, std) -> None:
+        """Per-channel statistics of the frequency input, measured on training crops."""
+        if "freq" in self.branches:
+            self.get_layer("freq_standardization").set_statistics(mean, std)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "variant": self.variant,
+            "transform": self.transform,
+            "image_size": self.image_size,
+            "middle_blocks": self.middle_blocks,
+            "stitch_self_weight": self.stitch_self_weight,
+            "stitch_cross_weight": self.stitch_cross_weight,
+            "per_channel_stitch": self.per_channel_stitch,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+
+def build_model(
+    variant: str = "md_csd",
+    transform: str = "dct",
+    image_size: int = 299,
+    middle_blocks: int = 8,
+    rgb_weights=None,
+    **kwargs,
+) -> MDCSDNetwork:
+    """Builds an MD-CSD model (or a Table V ablation) and initialises its RGB branch.
+
+    Args:
+        variant, transform, image_size, middle_blocks, **kwargs: see `MDCSDNetwork`.
+        rgb_weights: None (random), "imagenet" (Keras' download, as in the paper, Sec. II.C),
+            a path to a Keras Xception weights file (`.h5`/`.weights.h5`, without top), or a
+            built `keras.applications.Xception` to copy from. The frequency branch always starts
+            random: ImageNet filters describe pixels, not spectra.
+
+    Returns:
+        An uncompiled `MDCSDNetwork`; compile it with `md_csd_tf.compile_model`.
+    """
+    model = MDCSDNetwork(variant, transform, image_size, middle_blocks, **kwargs)
+    if rgb_weights is not None:
+        if "rgb" not in model.branches:
+            raise ValueError(f"Variant {variant!r} has no RGB branch to take rgb_weights.")
+        copy_keras_xception_weights(_xception_source(rgb_weights, image_size), model, "rgb")
+    return model
+
+
+def _xception_source(rgb_weights, image_size: int) -> keras.Model:
+    if isinstance(rgb_weights, keras.Model):
+        return rgb_weights
+    if isinstance(rgb_weights, (str, os.PathLike)):
+        weights = os.fspath(rgb_weights)
+        if weights != "imagenet" and not os.path.isfile(weights):
+            raise FileNotFoundError(
+                f"rgb_weights file {weights!r} does not exist; pass 'imagenet', None, a Keras "
+                "Xception weights file (include_top=False) or a keras.applications.Xception."
+            )
+        return keras.applications.Xception(
+            include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
+        )
+    raise TypeError(
+        f"rgb_weights must be None, 'imagenet', a path or a keras.Model; got {rgb_weights!r}."
+    )
+
+
+def feature_model(model: MDCSDNetwork) -> keras.Model:
+    """A model from the same inputs to each present branch's pooled features, `(B, 2048)`.
+
+    For t-SNE plots, Grad-CAM and checks against a plain Xception.
+    """
+    outputs = {name: model.get_layer(f"{name}_avg_pool").output for name in model.branches}
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")

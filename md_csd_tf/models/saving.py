@@ -1,0 +1,42 @@
+"""Loading saved models safely, with one-line errors for files that are not ours."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import keras
+
+from md_csd_tf.errors import UserError
+
+# Importing registers every custom object a saved MD-CSD model refers to.
+from md_csd_tf.layers import cross_stitch, standardization  # noqa: F401
+from md_csd_tf.models import md_csd  # noqa: F401
+from md_csd_tf.training import callbacks, grouped_adam  # noqa: F401
+
+
+def load_model(path, compile: bool = True) -> keras.Model:
+    """Loads a `.keras` file with safe mode on: no Python code in the file is ever run.
+
+    Raises:
+        UserError: with a one-line message naming the file when it is missing, not a `.keras`
+            archive, or holds something other than a model this package can rebuild.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: model file not found; pass the best.keras of a training run.")
+    if not zipfile.is_zipfile(path):
+        raise UserError(
+            f"{path}: not a Keras 3 .keras archive (corrupt or another format); "
+            "re-export it with model.save('model.keras')."
+        )
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a foreign or damaged archive
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
+        raise UserError(
+            f"{path}: cannot be loaded as an md-csd-tf model ({first_line[:200]}); "
+            "use a model saved by md-csd-tf."
+        ) from error
