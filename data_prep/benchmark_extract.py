@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
-from skimage import data
 
 from md_csd_tf.prep.extract import ExtractConfig, extract_faces
 from md_csd_tf.prep.faces import FaceCropper, iou
@@ -37,6 +36,8 @@ WIDTH, HEIGHT = 1280, 720
 
 
 def _frame(t: float, seed: int) -> np.ndarray:
+    from skimage import data  # imported here: spawned workers re-import this script's top level
+
     rng = np.random.default_rng(seed)
     background = cv2.resize(rng.integers(40, 200, (18, 32, 3), dtype=np.uint8), (WIDTH, HEIGHT))
     # Face ~190-230 px high at 720p, as in FF++ (the photo's face is ~36% of the cut's side).
@@ -98,6 +99,8 @@ def fast(root: Path, out: Path, frames: int, workers: int, **options) -> tuple[f
         "ffpp", str(root), str(out), methods=("Deepfakes",), splits=("test",),
         splits_dir=str(root / "splits"), frames=frames, workers=workers, progress=False,
     )  # fmt: skip
+    import pandas as pd
+
     start = time.perf_counter()
     extract_faces(dataclasses.replace(config, **options))
     seconds = time.perf_counter() - start
@@ -136,7 +139,8 @@ def main() -> None:
             fps = len(boxes) / seconds
             print(f"{name}, {args.workers} workers: {fps:6.1f} frames/s, {fps / base_fps:.1f}x; "
                   f"IoU with (a): mean {np.mean(overlaps):.3f}, min {np.min(overlaps):.3f} "
-                  f"over {len(overlaps)} frames; {len(boxes)} crops in {seconds:.1f} s")  # fmt: skip
+                  f"over {len(overlaps)} frames; {len(boxes)} crops in {seconds:.1f} s; "
+                  f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":
