@@ -138,7 +138,8 @@ def main() -> None:
             overlaps = [iou(boxes[key], reference[key]) for key in reference if key in boxes]
             fps = len(boxes) / seconds
             print(f"{name}, {args.workers} workers: {fps:6.1f} frames/s, {fps / base_fps:.1f}x; "
-                  f"IoU with (a): mean {np.mean(overlaps):.3f}, min {np.min(overlaps):.3f} "
+                  f"IoU with (a): mean {np.mean(overlaps):.3f}, min {np.min(overlaps):.3f}, "
+                  f"{np.mean(np.array(overlaps) >= 0.9):.0%} of frames >= 0.9 "
                   f"over {len(overlaps)} frames; {len(boxes)} crops in {seconds:.1f} s; "
                   f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
 

@@ -37,6 +37,8 @@ def test_ffpp_records(tmp_path):
     assert {v.split for v in videos if v.video_id in ("000", "001", "000_001", "001_000")} == {
         "train"
     }
+    with_real = list_videos("ffpp", root, methods=("real", "FaceSwap"), splits_dir=root / "splits")
+    assert {v.method for v in with_real} == {"real", "FaceSwap"} and len(with_real) == 12
     only_test = list_videos("ffpp", root, splits=("test",), splits_dir=root / "splits")
     assert {v.split for v in only_test} == {"test"} and len(only_test) == 10
 

@@ -245,9 +245,10 @@ _WORKER_CROPPER: FaceCropper | None = None
 _WORKER_CONFIG: ExtractConfig | None = None
 
 
-def _init_worker(config: ExtractConfig) -> None:
+def _init_worker(config: ExtractConfig, in_process: bool = False) -> None:
     global _WORKER_CROPPER, _WORKER_CONFIG
-    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
+    if not in_process:
+        cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
     _WORKER_CONFIG = config
     _WORKER_CROPPER = _make_cropper(config)
 
@@ -301,7 +302,7 @@ def _run_jobs(jobs: list[_Job], pool, bar) -> list[_Outcome]:
 @contextlib.contextmanager
 def _pool(config: ExtractConfig, workers: int):
     if workers <= 1:
-        _init_worker(config)
+        _init_worker(config, in_process=True)
         yield None
         return
     # "spawn": the parent may have imported TensorFlow (tests, notebooks), which is not fork-safe.

@@ -253,6 +253,8 @@ def scan_dataset(
     unknown = set(splits) - set(SPLITS)
     if unknown:
         raise UserError(f"unknown split(s) {sorted(unknown)}; choose from {list(SPLITS)}")
+    if methods and dataset in ("ffpp", "dfd"):  # originals are always listed there
+        methods = tuple(m for m in methods if m != "real") or None
     methods = tuple(methods) if methods else None
     if dataset == "ffpp":
         return _list_ffpp(root, compression, methods, set(splits), splits_dir)
