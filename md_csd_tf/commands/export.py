@@ -1,0 +1,51 @@
+"""`md-csd export`: a TensorFlow SavedModel for serving, preprocessing included."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "export"
+HELP = (
+    "write a TensorFlow SavedModel whose serving signature takes uint8 face crops and returns "
+    "the fake probability (the frequency transform is computed inside)"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a .keras model saved by md-csd-tf")
+    parser.add_argument("--out", required=True, help="SavedModel folder to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+
+    from md_csd_tf.errors import UserError
+
+    if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
+        raise UserError(f"{args.out}: folder exists and is not empty; pass --overwrite")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"{args.out}: exists and is not a folder")
+
+    from md_csd_tf.inference.detector import Detector
+    from md_csd_tf.inference.export import SIGNATURE, export_saved_model
+
+    model = Detector.load(args.model).model
+    # Write next to the target and rename, so a failed export never leaves half a SavedModel
+    # where a server might pick it up.
+    partial = f"{os.path.normpath(args.out)}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    export_saved_model(model, partial)
+    if os.path.isdir(args.out):
+        shutil.rmtree(args.out)
+    os.replace(partial, args.out)
+    size = model.image_size
+    print(f"wrote SavedModel {args.out}")
+    print(
+        f"  signature {SIGNATURE!r}: crops uint8 (batch, height, width, 3) RGB face crops "
+        f"(resized to {size}x{size} inside) -> fake_probability float32 (batch,)"
+    )
+    print(f"  variant {model.variant}, branches {'+'.join(model.branches)}, "
+          f"transform {model.transform}")  # fmt: skip
+    return 0

@@ -1,0 +1,112 @@
+"""`md-csd predict`: score videos, images and folders of them with a saved model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "predict"
+HELP = (
+    "score videos and images (folders are searched recursively) with a saved model: face "
+    "crops as in data prep, per-frame fake probability, video score, verdict"
+)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a value in [0, 1], got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a .keras model saved by md-csd-tf")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video, image or folder")
+    parser.add_argument(
+        "--frames", type=_positive, default=None,
+        help="evenly spaced frames per video (default 32); with --every, a cap (default none)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--every", type=_positive, default=None, metavar="K",
+        help="score every K-th frame from the first instead of evenly spaced frames",
+    )  # fmt: skip
+    parser.add_argument(
+        "--aggregate", choices=("mean", "vote"), default="mean",
+        help="video score: mean frame probability (paper) or fraction of frames voting fake",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threshold", type=_probability, default=0.5,
+        help="fake when the probability is above this (default 0.5)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-detect", dest="detect", action="store_false",
+        help="images are already face crops: skip face detection (videos always detect)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=_positive, default=32, help="crops per model call (default 32)"
+    )
+    parser.add_argument(
+        "--detect-max-side", type=int, default=640,
+        help="downscale frames to this longest side for face detection (0: full size)",
+    )  # fmt: skip
+    parser.add_argument("--output", help="write the table to this .csv or .json")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from md_csd_tf.errors import UserError
+
+    if args.output and not args.output.lower().endswith((".csv", ".json")):
+        raise UserError(f"--output {args.output}: must end in .csv or .json")
+
+    from md_csd_tf.inference.batch import (
+        collect_inputs,
+        format_table,
+        score_inputs,
+        write_results,
+    )
+    from md_csd_tf.inference.detector import DEFAULT_FRAMES, Detector
+
+    inputs = collect_inputs(args.inputs)
+    if not inputs:
+        raise UserError(f"no image or video found in {' '.join(args.inputs)}")
+    detector = Detector.load(
+        args.model, batch_size=args.batch_size, detect_max_side=args.detect_max_side or None
+    )
+    if args.every:
+        options = {"sampling": "every", "every_k": args.every, "frames": args.frames}
+    else:
+        options = {"sampling": "uniform", "frames": args.frames or DEFAULT_FRAMES}
+    rows = score_inputs(
+        detector,
+        inputs,
+        progress=not args.quiet,
+        detect=args.detect,
+        aggregate=args.aggregate,
+        threshold=args.threshold,
+        **options,
+    )
+    print(format_table(rows))
+    failed = [r for r in rows if not r.ok]
+    for row in failed:
+        print(f"md-csd predict: error: {row.error}", file=sys.stderr)
+    if args.output:
+        path = write_results(
+            rows,
+            args.output,
+            model=args.model,
+            aggregate=args.aggregate,
+            threshold=args.threshold,
+            detect=args.detect,
+            **options,
+        )
+        print(f"wrote {path}")
+    print(f"{len(rows) - len(failed)} of {len(rows)} inputs scored")
+    return 1 if failed else 0

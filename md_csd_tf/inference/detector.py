@@ -1,0 +1,455 @@
+"""Scoring videos, images and face crops with a saved MD-CSD model.
+
+The path from a file to a score repeats data preparation and training exactly:
+
+    frames (OpenCV, RGB) -> dlib face + FF++ 1.3x crop (`FaceCropper`, as `md-csd prepare`)
+    -> `crops_to_inputs` (the function the training pipeline maps over crops)
+    -> the model, in batches of one fixed size -> per-frame fake probability
+    -> video score: mean of the frame probabilities (the paper's video level), or majority vote.
+
+Batches are padded to `batch_size`, so the scoring `tf.function` is traced once per detector
+(tracing a full Xception costs seconds on a CPU; a ragged last batch would trace again).
+
+Example:
+    >>> detector = Detector.load("runs/ffpp/best.keras")
+    >>> result = detector.predict_video("clip.mp4")
+    >>> result.score, result.verdict, result.frame_scores
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from md_csd_tf.data.inputs import crops_to_inputs
+from md_csd_tf.errors import UserError
+from md_csd_tf.prep.faces import Box, FaceCropper
+from md_csd_tf.prep.video import VideoError, probe, sample_indices
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
+)
+SAMPLINGS = ("uniform", "every")
+AGGREGATES = ("mean", "vote")
+DEFAULT_FRAMES = 32  # evenly spaced frames per video; FF++ test videos give 32 crops in ~5 s
+
+
+class InputError(UserError):
+    """An input that cannot be scored (unreadable, no face); the message names the input."""
+
+
+@dataclasses.dataclass
+class ImageResult:
+    """The score of one image.
+
+    Attributes:
+        path: the input (or "<array>").
+        score: probability that the face is fake.
+        label: 1 (fake) when `score > threshold`, else 0 (real).
+        box: the crop box `(left, top, right, bottom)` in image pixels; the whole image with
+            `detect=False`.
+        threshold: the decision threshold used.
+    """
+
+    path: str
+    score: float
+    label: int
+    box: Box
+    threshold: float = 0.5
+
+    @property
+    def verdict(self) -> str:
+        return "fake" if self.label else "real"
+
+    @property
+    def frames_scored(self) -> int:
+        return 1
+
+
+@dataclasses.dataclass
+class VideoResult:
+    """The score of one video and of each of its scored frames.
+
+    Attributes:
+        path: the video file.
+        score: the video's fake score: mean frame probability (`aggregate="mean"`) or the fraction
+            of frames with probability above `threshold` (`"vote"`, so `score > 0.5` is a strict
+            majority). Same definitions as `md_csd_tf.training.metrics.aggregate_videos`.
+        label: 1 (fake) when `score > threshold` (mean) or `score > 0.5` (vote), else 0.
+        frame_indices: indices in the video of the frames scored (frames without a face are
+            skipped and not listed).
+        frame_scores: fake probability of each scored frame.
+        boxes: crop box `(left, top, right, bottom)` of each scored frame, in frame pixels.
+        frames_sampled: frames decoded for scoring, with or without a face.
+        aggregate, threshold: how `score` and `label` were computed.
+    """
+
+    path: str
+    score: float
+    label: int
+    frame_indices: list[int]
+    frame_scores: np.ndarray
+    boxes: list[Box]
+    frames_sampled: int
+    aggregate: str = "mean"
+    threshold: float = 0.5
+
+    @property
+    def verdict(self) -> str:
+        return "fake" if self.label else "real"
+
+    @property
+    def frames_scored(self) -> int:
+        return len(self.frame_indices)
+
+
+def aggregate_scores(scores, how: str = "mean", threshold: float = 0.5) -> float:
+    """A video's score from its frame scores, as `metrics.aggregate_videos` computes it.
+
+    "mean": mean probability (the paper's video level, Sec. IV-B). "vote": fraction of frames
+    with probability strictly above `threshold`.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if how == "mean":
+        return float(scores.mean())
+    if how == "vote":
+        return float((scores > threshold).mean())
+    raise ValueError(f"aggregate must be one of {AGGREGATES}, got {how!r}")
+
+
+def _to_rgb_uint8(image: np.ndarray, channel_order: str) -> np.ndarray:
+    """Any decoded image (grayscale, RGB/BGR, with alpha, 8/16-bit or float) to RGB uint8."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(f"unsupported image shape {image.shape}")
+    if image.dtype == np.uint16:
+        # 65535 / 257 = 255 exactly: the 8-bit value a 16-bit encoder started from comes back.
+        image = np.round(image.astype(np.float32) / 257.0)
+    elif image.dtype.kind == "f":
+        # Float images are 0..1 by convention (skimage, matplotlib), 0..255 otherwise.
+        image = image * 255.0 if np.nanmax(image) <= 1.0 else image
+    elif image.dtype != np.uint8:
+        raise ValueError(f"unsupported pixel type {image.dtype}")
+    image = np.clip(np.nan_to_num(image), 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        # Alpha is dropped, not composited: a face photo's transparent border is background
+        # either way, and compositing would invent a colour the model never saw.
+        code = cv2.COLOR_BGRA2RGB if channel_order == "bgr" else cv2.COLOR_RGBA2RGB
+        return cv2.cvtColor(image, code)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if channel_order == "bgr" else image
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as RGB uint8, whatever its mode (grayscale, RGBA, 16-bit).
+
+    Raises:
+        InputError: missing file or not a readable image.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: file not found")
+    # IMREAD_UNCHANGED keeps 16-bit depth and alpha, which we convert ourselves; the default
+    # flag would silently drop the alpha channel and truncate 16-bit values.
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    order = "bgr"
+    if image is None:  # formats OpenCV lacks (GIF, some TIFFs): Pillow, as a second chance
+        try:
+            from PIL import Image
+
+            with Image.open(path) as handle:
+                image = np.asarray(handle.convert("RGB"))
+            order = "rgb"
+        except Exception:
+            raise InputError(f"{path}: not a readable image (OpenCV and Pillow failed)") from None
+    try:
+        return _to_rgb_uint8(image, order)
+    except ValueError as error:
+        raise InputError(f"{path}: {error}") from None
+
+
+def input_kind(path: str | os.PathLike) -> str:
+    """ "image", "video" or "unknown", from the file extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return "unknown"
+
+
+class Detector:
+    """A loaded MD-CSD model plus the face cropper, scoring crops in fixed-size batches.
+
+    Args:
+        model: a built or loaded `MDCSDNetwork` (any Table V variant).
+        batch_size: crops per model call; the last batch is padded, so the model is traced once.
+        cropper: the `FaceCropper` to find faces; by default data prep's (dlib, largest face,
+            1.3x, detection on a copy downscaled to at most 640 px).
+        detect_max_side: shortcut for the default cropper's `detect_max_side` (None: full size).
+
+    Attributes:
+        timings: seconds spent so far in "decode", "detect" (detection and cropping),
+            "transform" (`crops_to_inputs`) and "model"; for benchmarks.
+    """
+
+    def __init__(
+        self,
+        model,
+        batch_size: int = 32,
+        cropper: FaceCropper | None = None,
+        detect_max_side: int | None = 640,
+    ):
+        missing = [a for a in ("branches", "transform", "image_size") if not hasattr(model, a)]
+        if missing:
+            raise UserError(
+                f"{type(model).__name__} is not an md-csd-tf model (no {', '.join(missing)}); "
+                "use a model built by md_csd_tf.build_model and saved by training."
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.image_size = int(model.image_size)
+        self.cropper = cropper or FaceCropper(
+            image_size=self.image_size, detect_max_side=detect_max_side
+        )
+        if self.cropper.image_size != self.image_size:
+            raise ValueError(
+                f"cropper makes {self.cropper.image_size}-px crops; the model takes "
+                f"{self.image_size}"
+            )
+        self.timings: dict[str, float] = collections.defaultdict(float)
+        spec = tf.TensorSpec((self.batch_size, self.image_size, self.image_size, 3), tf.uint8)
+        # Two functions rather than one so benchmarks can time the transform apart from the
+        # network; both have a fixed input signature and are traced once.
+        self._inputs = tf.function(
+            lambda crops: crops_to_inputs(crops, model.transform, model.branches),
+            input_signature=[spec],
+        )
+        self._forward = tf.function(lambda inputs: model(inputs, training=False)[:, 0])
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs) -> Detector:
+        """Loads a `.keras` model saved by md-csd-tf (safe mode: no code from the file runs).
+
+        Raises:
+            UserError: missing, corrupt or foreign file, with a one-line message naming it.
+        """
+        from md_csd_tf.models.saving import load_model
+
+        model = load_model(path, compile=False)
+        if not all(hasattr(model, a) for a in ("branches", "transform", "image_size")):
+            raise UserError(
+                f"{os.fspath(path)}: a Keras model, but not an md-csd-tf MDCSDNetwork (it has "
+                "no branches/transform); pass the best.keras of an md-csd-tf training run."
+            )
+        return cls(model, **kwargs)
+
+    # -- crops ----------------------------------------------------------------------------------
+
+    def fit_crop(self, crop: np.ndarray) -> np.ndarray:
+        """A crop at the model's size, resized as `FaceCropper.crop_box` resizes."""
+        crop = _to_rgb_uint8(crop, "rgb")
+        if crop.shape[:2] == (self.image_size, self.image_size):
+            return crop
+        shrink = min(crop.shape[:2]) >= self.image_size
+        interpolation = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+        return cv2.resize(crop, (self.image_size, self.image_size), interpolation=interpolation)
+
+    def predict_crops(self, crops) -> np.ndarray:
+        """Fake probabilities of face crops.
+
+        Args:
+            crops: a sequence or array `(N, H, W, 3)` of RGB face crops (uint8 0..255, as
+                `md-csd prepare` writes them); other sizes are resized to the model's.
+
+        Returns:
+            float32 array `(N,)`.
+        """
+        crops = [self.fit_crop(c) for c in crops]
+        scores = []
+        for start in range(0, len(crops), self.batch_size):
+            chunk = np.stack(crops[start : start + self.batch_size])
+            count = len(chunk)
+            if count < self.batch_size:
+                pad = np.zeros((self.batch_size - count, *chunk.shape[1:]), np.uint8)
+                chunk = np.concatenate([chunk, pad])
+            began = time.perf_counter()
+            inputs = self._inputs(tf.constant(chunk))
+            inputs = {k: v.numpy() for k, v in inputs.items()}  # materialise for fair timing
+            middle = time.perf_counter()
+            probs = self._forward(inputs).numpy()[:count]
+            self.timings["transform"] += middle - began
+            self.timings["model"] += time.perf_counter() - middle
+            scores.append(probs)
+        return np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32)
+
+    # -- images ---------------------------------------------------------------------------------
+
+    def predict_image(self, image, detect: bool = True, threshold: float = 0.5) -> ImageResult:
+        """Scores the face in one image.
+
+        Args:
+            image: a file path, or an array (RGB; grayscale, RGBA, 16-bit and float accepted).
+            detect: find and crop the face as data prep does; False when the image is already a
+                face crop (it is then only resized to the model's size).
+            threshold: decision threshold on the fake probability.
+
+        Raises:
+            InputError: unreadable image, or no face found.
+        """
+        name = "<array>"
+        if isinstance(image, (str, os.PathLike)):
+            name = os.fspath(image)
+            began = time.perf_counter()
+            image = read_image(name)
+            self.timings["decode"] += time.perf_counter() - began
+        else:
+            try:
+                image = _to_rgb_uint8(image, "rgb")
+            except ValueError as error:
+                raise InputError(f"{name}: {error}") from None
+        if detect:
+            began = time.perf_counter()
+            crop, box, _ = self.cropper.crop(image)
+            self.timings["detect"] += time.perf_counter() - began
+            if crop is None:
+                raise InputError(
+                    f"{name}: no face found (dlib); pass --no-detect if it is already a face crop"
+                )
+        else:
+            crop, box = image, (0, 0, image.shape[1], image.shape[0])
+        score = float(self.predict_crops([crop])[0])
+        return ImageResult(name, score, int(score > threshold), tuple(box), threshold)
+
+    # -- videos ---------------------------------------------------------------------------------
+
+    def _frames(self, path: str, frames: int | None, sampling: str, every_k: int | None):
+        """Yields `(index, rgb_frame)` for the sampled frames, decoding sequentially."""
+        if sampling == "uniform":
+            total = probe(path).frame_count
+            if total <= 0:  # container without a count: decode once to count
+                from md_csd_tf.prep.video import frame_count
+
+                total = frame_count(path)
+            wanted = set(sample_indices(total, frames, "uniform"))
+            limit = max(wanted) + 1 if wanted else 0
+        else:
+            probe(path)  # one-line VideoError for a missing, empty or unopenable file
+            wanted, limit = None, None
+        capture = cv2.VideoCapture(path)
+        taken = 0
+        try:
+            index = 0
+            while limit is None or index < limit:
+                began = time.perf_counter()
+                if not capture.grab():
+                    break
+                keep = index in wanted if wanted is not None else index % every_k == 0
+                frame = None
+                if keep:
+                    # Seeking is not frame-exact for every codec; grab() without retrieve()
+                    # skips the colour conversion of the frames we do not keep.
+                    ok, bgr = capture.retrieve()
+                    if ok and bgr is not None:
+                        frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                self.timings["decode"] += time.perf_counter() - began
+                if frame is not None:
+                    yield index, frame
+                    taken += 1
+                    if sampling == "every" and frames is not None and taken >= frames:
+                        break
+                index += 1
+        finally:
+            capture.release()
+
+    def video_crops(
+        self,
+        path: str | os.PathLike,
+        frames: int | None = DEFAULT_FRAMES,
+        sampling: str = "uniform",
+        every_k: int | None = None,
+    ) -> tuple[list[np.ndarray], list[int], list[Box], int]:
+        """Face crops of a video's sampled frames: `(crops, frame_indices, boxes, sampled)`."""
+        path = os.fspath(path)
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if sampling == "every" and (every_k is None or every_k < 1):
+            raise ValueError("sampling='every' needs every_k >= 1")
+        crops, indices, boxes, sampled = [], [], [], 0
+        try:
+            for index, frame in self._frames(path, frames, sampling, every_k):
+                sampled += 1
+                began = time.perf_counter()
+                crop, box, _ = self.cropper.crop(frame)
+                self.timings["detect"] += time.perf_counter() - began
+                if crop is not None:
+                    crops.append(crop)
+                    indices.append(index)
+                    boxes.append(tuple(box))
+        except VideoError as error:
+            raise InputError(str(error)) from None
+        except cv2.error as error:
+            first = str(error).strip().splitlines()[-1] if str(error).strip() else "cv2.error"
+            raise InputError(f"{path}: cannot decode the video ({first[:160]})") from None
+        if sampled == 0:
+            raise InputError(f"{path}: no frame could be decoded (corrupt or truncated video)")
+        if not crops:
+            raise InputError(f"{path}: no face found in any of the {sampled} sampled frames")
+        return crops, indices, boxes, sampled
+
+    def predict_video(
+        self,
+        path: str | os.PathLike,
+        frames: int | None = DEFAULT_FRAMES,
+        sampling: str = "uniform",
+        every_k: int | None = None,
+        aggregate: str = "mean",
+        threshold: float = 0.5,
+    ) -> VideoResult:
+        """Scores a video: sample frames, crop the face in each, score, aggregate.
+
+        Args:
+            path: the video file.
+            frames: "uniform": number of evenly spaced frames (None: all); "every": an optional
+                cap on the number of frames taken.
+            sampling: "uniform" (spread over the whole video) or "every" (every `every_k`-th
+                frame from the first).
+            every_k: the stride for "every".
+            aggregate: "mean" (the paper's video level) or "vote" (majority of frame verdicts).
+            threshold: decision threshold on the fake probability of a frame ("vote") or of the
+                video ("mean").
+
+        Raises:
+            InputError: not a readable video, no frame decoded, or no face in any sampled frame.
+        """
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+        crops, indices, boxes, sampled = self.video_crops(path, frames, sampling, every_k)
+        scores = self.predict_crops(crops)
+        score = aggregate_scores(scores, aggregate, threshold)
+        # A vote score is a fraction of frames: "fake" means more than half voted fake.
+        cut = 0.5 if aggregate == "vote" else threshold
+        return VideoResult(
+            path=os.fspath(path),
+            score=score,
+            label=int(score > cut),
+            frame_indices=indices,
+            frame_scores=scores,
+            boxes=boxes,
+            frames_sampled=sampled,
+            aggregate=aggregate,
+            threshold=threshold,
+        )
