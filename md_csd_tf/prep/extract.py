@@ -22,6 +22,7 @@ import concurrent.futures
 import contextlib
 import csv
 import dataclasses
+import itertools
 import json
 import multiprocessing
 import os
@@ -35,7 +36,7 @@ from md_csd_tf.errors import UserError
 from md_csd_tf.prep.faces import Box, FaceCropper
 from md_csd_tf.prep.layouts import Failure, VideoRecord, scan_dataset
 from md_csd_tf.prep.splits import SPLITS
-from md_csd_tf.prep.video import SAMPLINGS, VideoError, read_frames
+from md_csd_tf.prep.video import SAMPLINGS, VideoError, iter_frames
 
 MANIFEST_COLUMNS = (
     "dataset", "split", "method", "compression", "video_id", "frame_index", "path", "label",
@@ -170,23 +171,21 @@ def _extract_video(job: _Job, config: ExtractConfig, cropper: FaceCropper) -> _O
         return _Outcome(record.path, "skipped")
     partial = final.with_name(PARTIAL_PREFIX + final.name)
     shutil.rmtree(partial, ignore_errors=True)  # left over by a killed run: redo it
+    stream = iter_frames(record.path, job.count, job.sampling)  # one frame in memory at a time
     try:
-        frames, indices = read_frames(record.path, job.count, job.sampling)
+        first = next(stream)
     except VideoError as error:
         return _Outcome(record.path, "failed", notes=(str(error).split(": ", 1)[-1],))
-    notes = []
-    if job.count is not None and len(frames) < job.count:
-        notes.append(
-            f"short video: {len(frames)} of {job.count} requested frames read; all {len(frames)} used"
-        )
+    height, width = first[1].shape[:2]
     reuse = job.reuse
-    if reuse is not None and list(frames[0].shape[:2]) != list(reuse["shape"]):
+    if reuse is not None and list(reuse["shape"]) != [height, width]:
         reuse = None  # different geometry than its original: detect instead
     partial.mkdir(parents=True)
-    rows, no_face = [], 0
+    rows, no_face, frames_read = [], 0, 0
     last_face: Box | None = None
     last_score = 0.0
-    for position, (frame, index) in enumerate(zip(frames, indices, strict=True)):
+    for position, (index, frame) in enumerate(itertools.chain([first], stream)):
+        frames_read += 1
         crop = None
         if reuse is not None and index in reuse["boxes"]:
             (left, top, right, bottom), score = reuse["boxes"][index]
@@ -217,14 +216,19 @@ def _extract_video(job: _Job, config: ExtractConfig, cropper: FaceCropper) -> _O
             "label": record.label, "box_left": box[0], "box_top": box[1],
             "box_right": box[2], "box_bottom": box[3], "face_score": round(float(score), 4),
         })  # fmt: skip
+    notes = []
+    if job.count is not None and frames_read < job.count:
+        notes.append(
+            f"short video: {frames_read} of {job.count} requested frames read; all {frames_read} used"
+        )
     if not rows:
-        notes.append(f"no face found in any of {len(frames)} frames read")
+        notes.append(f"no face found in any of {frames_read} frames read")
     info = {
         "file": record.path, "dataset": record.dataset, "split": record.split,
         "method": record.method, "label": record.label, "requested": job.count,
-        "sampling": job.sampling, "frames_read": len(frames), "crops": len(rows),
-        "frames_without_face": no_face, "height": int(frames[0].shape[0]),
-        "width": int(frames[0].shape[1]), "boxes_from_original": reuse is not None,
+        "sampling": job.sampling, "frames_read": frames_read, "crops": len(rows),
+        "frames_without_face": no_face, "height": int(height), "width": int(width),
+        "boxes_from_original": reuse is not None,
         "notes": notes,
     }  # fmt: skip
     (partial / "video.json").write_text(json.dumps(info, indent=1), encoding="utf-8")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -86,6 +87,47 @@ def sample_indices(total: int, count: int | None, sampling: str) -> list[int]:
     return [int((i + 0.5) * total / count) for i in range(count)]
 
 
+def iter_frames(
+    path: str | os.PathLike, count: int | None, sampling: str = "consecutive"
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yields ``(frame_index, frame_rgb)`` one at a time (see :func:`read_frames`).
+
+    Streaming matters: 270 frames of 1080p video are 1.7 GB as arrays, per worker.
+
+    Raises:
+        VideoError: at the first ``next()``, if the file is missing, empty, not a video, or yields
+            no frame at all.
+    """
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    if sampling == "uniform":
+        # Seeking (CAP_PROP_POS_FRAMES) is not frame-exact for every codec, so we decode
+        # sequentially and keep the wanted frames; grab() skips the colour conversion.
+        total = probe(path).frame_count or frame_count(path)
+        wanted = set(sample_indices(total, count, sampling))
+        stop = max(wanted) + 1 if wanted else 0
+    else:
+        wanted, stop = None, count
+    capture = _open(path)
+    yielded = 0
+    try:
+        index = 0
+        while stop is None or index < stop:
+            if not capture.grab():
+                break
+            if wanted is None or index in wanted:
+                ok, bgr = capture.retrieve()
+                if not ok or bgr is None:
+                    break
+                yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yielded += 1
+            index += 1
+    finally:
+        capture.release()
+    if not yielded and (count is None or count > 0):
+        raise VideoError(f"{os.fspath(path)}: no frame could be decoded (corrupt or truncated)")
+
+
 def read_frames(
     path: str | os.PathLike, count: int | None, sampling: str = "consecutive"
 ) -> tuple[list[np.ndarray], list[int]]:
@@ -103,32 +145,8 @@ def read_frames(
     Raises:
         VideoError: the file is missing, empty, not a video, or yields no frame at all.
     """
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-    if sampling == "uniform":
-        # Seeking (CAP_PROP_POS_FRAMES) is not frame-exact for every codec, so we decode
-        # sequentially and keep the wanted frames; grab() skips the colour conversion.
-        total = probe(path).frame_count or frame_count(path)
-        wanted = set(sample_indices(total, count, sampling))
-        stop = max(wanted) + 1 if wanted else 0
-    else:
-        wanted, stop = None, count
-    capture = _open(path)
     frames, indices = [], []
-    try:
-        index = 0
-        while stop is None or index < stop:
-            if not capture.grab():
-                break
-            if wanted is None or index in wanted:
-                ok, bgr = capture.retrieve()
-                if not ok or bgr is None:
-                    break
-                frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-                indices.append(index)
-            index += 1
-    finally:
-        capture.release()
-    if not frames and (count is None or count > 0):
-        raise VideoError(f"{os.fspath(path)}: no frame could be decoded (corrupt or truncated)")
+    for index, frame in iter_frames(path, count, sampling):
+        frames.append(frame)
+        indices.append(index)
     return frames, indices
