@@ -40,23 +40,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_main(entry, argv: list[str] | None = None, prog: str = "md-csd") -> int:
+    """Runs `entry(argv)`, turning a `UserError` into one line on stderr and exit status 2.
+
+    Scripts in `experiments/` and `data_prep/` use it too, so every entry point reports bad
+    input the same way, and an interrupt says that finished work is kept.
+    """
+    try:
+        return int(entry(argv) or 0)
+    except UserError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; finished work is kept, run again to resume.", file=sys.stderr)
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
-    try:
-        return int(args._run(args) or 0)
-    except UserError as error:
-        print(f"md-csd {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            f"md-csd {args.command}: interrupted; finished work is kept, run again to resume.",
-            file=sys.stderr,
-        )
-        return 130
+    return run_main(lambda _: args._run(args), prog=f"md-csd {args.command}")
 
 
 if __name__ == "__main__":

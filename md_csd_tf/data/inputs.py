@@ -12,7 +12,10 @@ from md_csd_tf.frequency import get_transform
 
 
 def crops_to_inputs(
-    crops: tf.Tensor, transform: str = "dct", branches=("rgb", "freq"), image_size: int | None = None
+    crops: tf.Tensor,
+    transform: str = "dct",
+    branches=("rgb", "freq"),
+    image_size: int | None = None,
 ) -> dict[str, tf.Tensor]:
     """Face crops `(…, H, W, 3)` (uint8 or float pixels 0..255) to `{"rgb", "freq"}` tensors.
 

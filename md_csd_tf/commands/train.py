@@ -1,0 +1,86 @@
+"""`md-csd train`: train (or resume) MD-CSDNetwork or an ablation on a prepared manifest."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "train"
+HELP = "train or resume a model on face crops prepared by `md-csd prepare` (paper recipe)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--data", required=True, help="manifest.csv (or its folder)")
+    parser.add_argument("--out", required=True, help="run folder; an existing one is resumed")
+    parser.add_argument("--dataset", default="ffpp")
+    parser.add_argument("--compression", default="c23", help="c23, c40, raw; 'any' for all")
+    parser.add_argument("--methods", nargs="+", default=None, help="manipulations (default: all)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=32, help="global batch (paper: 32)")
+    parser.add_argument("--base-lr", type=float, default=2e-4)
+    parser.add_argument("--stitch-lr", type=float, default=1e-3)
+    parser.add_argument("--steps-per-epoch", type=int, default=None)
+    parser.add_argument("--max-frames-per-video", type=int, default=None)
+    parser.add_argument("--jpeg-augment", type=int, nargs=2, metavar=("MIN", "MAX"), default=None)
+    parser.add_argument("--blur-augment", type=float, default=0.0, help="probability")
+    parser.add_argument("--no-flip", action="store_true")
+    parser.add_argument("--no-balance", action="store_true")
+    parser.add_argument(
+        "--strategy", default="auto", choices=("auto", "default", "mirrored", "multi_worker")
+    )
+    parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
+    parser.add_argument(
+        "--run-eagerly", action="store_true", help="no graph tracing (CPU debugging)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--variant", default="md_csd", choices=("rgb", "freq", "concat", "one_stitch", "md_csd")
+    )
+    parser.add_argument("--transform", default="dct", choices=("dct", "fft", "dwt"))
+    parser.add_argument("--image-size", type=int, default=299)
+    parser.add_argument("--middle-blocks", type=int, default=8)
+    parser.add_argument(
+        "--rgb-weights", default="imagenet",
+        help="'imagenet' (paper; downloads once), 'none', or a Keras Xception weights file",
+    )  # fmt: skip
+
+
+def config_from_args(args):
+    from md_csd_tf.training.trainer import TrainConfig
+
+    return TrainConfig(
+        manifest=args.data,
+        out_dir=args.out,
+        dataset=args.dataset,
+        compression=None if args.compression == "any" else args.compression,
+        methods=tuple(args.methods) if args.methods else None,
+        variant=args.variant,
+        transform=args.transform,
+        image_size=args.image_size,
+        middle_blocks=args.middle_blocks,
+        rgb_weights=None if str(args.rgb_weights).lower() == "none" else args.rgb_weights,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        base_lr=args.base_lr,
+        stitch_lr=args.stitch_lr,
+        steps_per_epoch=args.steps_per_epoch,
+        max_frames_per_video=args.max_frames_per_video,
+        jpeg_quality=tuple(args.jpeg_augment) if args.jpeg_augment else None,
+        blur_probability=args.blur_augment,
+        flip=not args.no_flip,
+        balance=not args.no_balance,
+        strategy=args.strategy,
+        mixed_precision=args.mixed_precision,
+        run_eagerly=args.run_eagerly,
+        seed=args.seed,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from md_csd_tf.training.trainer import train
+
+    train(config_from_args(args))
+    return 0

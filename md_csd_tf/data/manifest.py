@@ -1,0 +1,112 @@
+"""Reading the face-crop manifest written by data preparation, and selecting from it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from md_csd_tf.errors import UserError
+
+REQUIRED_COLUMNS = (
+    "dataset",
+    "split",
+    "method",
+    "compression",
+    "video_id",
+    "frame_index",
+    "path",
+    "label",
+)
+_STRING_COLUMNS = {
+    "dataset": str,
+    "split": str,
+    "method": str,
+    "compression": str,
+    "video_id": str,
+    "path": str,
+}
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """Loads `manifest.csv` (or `.parquet`) with crop paths made absolute.
+
+    `video_id` stays a string: FF++ ids such as "000" must not become the integer 0.
+
+    Raises:
+        UserError: naming the file when it is missing, unreadable or lacks required columns.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "manifest.csv"
+    if not path.is_file():
+        raise UserError(
+            f"{path}: manifest not found; run `md-csd prepare` first (it writes manifest.csv)."
+        )
+    try:
+        if path.suffix == ".parquet":
+            table = pd.read_parquet(path)
+            table = table.astype({k: v for k, v in _STRING_COLUMNS.items() if k in table})
+        else:
+            table = pd.read_csv(path, dtype=_STRING_COLUMNS)
+    except Exception as error:  # pandas raises many types for a damaged file
+        raise UserError(
+            f"{path}: cannot be read as a manifest ({error}); re-run `md-csd prepare`."
+        ) from error
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise UserError(f"{path}: not a face-crop manifest, missing columns {missing}.")
+    table = table.copy()
+    table["abs_path"] = [str(path.parent / p) for p in table["path"]]
+    table["label"] = table["label"].astype("int64")
+    table.attrs["source"] = str(path)
+    return table
+
+
+def select(
+    table: pd.DataFrame,
+    split: str | None = None,
+    dataset: str | None = None,
+    compression: str | None = None,
+    methods: Sequence[str] | None = None,
+    max_frames_per_video: int | None = None,
+) -> pd.DataFrame:
+    """Rows of one split/dataset/compression; `methods` keeps those fakes plus all reals.
+
+    Raises:
+        UserError: when nothing is left, naming the manifest and the filter, since training or
+            evaluating on an empty split is always a mistake upstream.
+    """
+    keep = pd.Series(True, index=table.index)
+    if split is not None:
+        keep &= table["split"] == split
+    if dataset is not None:
+        keep &= table["dataset"] == dataset
+    if compression is not None:
+        keep &= table["compression"] == compression
+    if methods:
+        keep &= table["method"].isin(["real", *methods]) | (table["label"] == 0)
+    selected = table[keep]
+    if max_frames_per_video:
+        keys = [c for c in ("dataset", "method", "compression", "video_id") if c in selected]
+        selected = (
+            selected.sort_values([*keys, "frame_index"])
+            .groupby(keys, sort=False)
+            .head(max_frames_per_video)
+        )
+    if selected.empty:
+        source = table.attrs.get("source", "the manifest")
+        wanted = {
+            k: v
+            for k, v in dict(
+                split=split, dataset=dataset, compression=compression, methods=methods
+            ).items()
+            if v
+        }
+        raise UserError(
+            f"{source}: no face crops for {wanted}; check the split/compression/method options "
+            "or prepare that part of the dataset."
+        )
+    return selected.reset_index(drop=True)

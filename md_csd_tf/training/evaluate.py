@@ -1,0 +1,60 @@
+"""Scoring a saved model on manifest crops and writing the evaluation files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from md_csd_tf.data.pipeline import PipelineConfig, make_dataset
+from md_csd_tf.training.metrics import evaluate_predictions, write_evaluation
+
+
+def predict_frames(
+    model, frames: pd.DataFrame, batch_size: int = 32, verbose: int = 1
+) -> pd.DataFrame:
+    """`frames` with a `prob` column: the model's fake probability for every crop, in order."""
+    config = PipelineConfig(
+        image_size=model.image_size,
+        transform=model.transform,
+        branches=tuple(model.branches),
+        batch_size=batch_size,
+    )
+    probs = model.predict(make_dataset(frames, config, training=False), verbose=verbose)
+    scored = frames.copy()
+    scored["prob"] = np.asarray(probs, dtype=np.float64).reshape(-1)
+    return scored
+
+
+def evaluate_model(
+    model,
+    frames: pd.DataFrame,
+    out_dir,
+    batch_size: int = 32,
+    how: str = "mean",
+    threshold: float = 0.5,
+    verbose: int = 1,
+) -> dict:
+    """Frame- and video-level metrics of `model` on `frames`; writes metrics.json,
+    predictions.csv and roc.png to `out_dir` and returns the metrics."""
+    scored = predict_frames(model, frames, batch_size, verbose)
+    keep = [
+        c
+        for c in (
+            "dataset",
+            "split",
+            "method",
+            "compression",
+            "video_id",
+            "frame_index",
+            "path",
+            "label",
+            "prob",
+        )
+        if c in scored
+    ]
+    table = scored[keep]
+    result = evaluate_predictions(table, how=how, threshold=threshold)
+    write_evaluation(result, table, Path(out_dir))
+    return result

@@ -1,0 +1,309 @@
+"""The one trainer: manifest in, `best.keras` out, following the paper's recipe (Sec. II.C).
+
+A run folder holds everything a person or a resumed run needs:
+
+    config.json         the TrainConfig and the package/TensorFlow versions
+    best.keras          the model with the best validation accuracy so far (paper: "the model
+                        with the highest validation accuracy is used for testing")
+    last.keras          the latest epoch's model with its optimizer state (both learning rates)
+    state.json          epoch counter, plateau-callback state and best validation accuracy
+    history.csv         per-epoch losses and metrics;  tensorboard/  TensorBoard logs
+
+Killed at any point, a run started again with the same folder continues after the last
+finished epoch: files are written to a temporary name and renamed, so none is ever half-written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from md_csd_tf._version import __version__
+from md_csd_tf.data.manifest import read_manifest, select
+from md_csd_tf.data.pipeline import (
+    PipelineConfig,
+    frequency_statistics,
+    make_dataset,
+    steps_per_epoch,
+)
+from md_csd_tf.errors import UserError
+from md_csd_tf.models.md_csd import VARIANTS, build_model
+from md_csd_tf.models.saving import load_model
+from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
+from md_csd_tf.training.recipe import compile_model
+from md_csd_tf.training.strategy import is_chief, make_strategy
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training run; defaults are the paper's (Sec. II.C, III.A). Change with `replace`.
+
+    Attributes:
+        manifest: manifest.csv written by `md-csd prepare`.
+        out_dir: the run folder (created; an existing one is resumed).
+        dataset / compression / methods: which crops to train on; `methods=None` takes all
+            manipulations in the manifest (the paper's "all" setting) plus all reals.
+        variant / transform / image_size / middle_blocks: the model (`build_model`).
+        rgb_weights: "imagenet" (paper), None, or a weights file.
+        epochs: epochs to train in total (the paper does not state it; 20 with the plateau
+            schedule converges on FF++ in practice).
+        batch_size: global batch, 32 in the paper.
+        base_lr / stitch_lr: 2e-4 and 1e-3 (paper).
+        plateau_factor / plateau_patience: x0.2 after 3 epochs without val-loss improvement.
+        steps_per_epoch / validation_steps: cap batches per epoch (None: a full pass).
+        max_frames_per_video: use only the first N frames of each video (quick runs).
+        freq_stat_samples: crops sampled to measure the frequency-input statistics.
+        flip / jpeg_quality / blur_probability / balance: see `PipelineConfig`.
+        strategy: "auto", "default", "mirrored" or "multi_worker" (`make_strategy`).
+        mixed_precision: float16 compute on GPUs.
+        run_eagerly: skip graph tracing (useful on CPU for tiny runs and debugging).
+        seed: seeds Python, NumPy, TensorFlow and the pipeline.
+    """
+
+    manifest: str
+    out_dir: str
+    dataset: str = "ffpp"
+    compression: str | None = "c23"
+    methods: tuple[str, ...] | None = None
+    variant: str = "md_csd"
+    transform: str = "dct"
+    image_size: int = 299
+    middle_blocks: int = 8
+    rgb_weights: str | None = "imagenet"
+    epochs: int = 20
+    batch_size: int = 32
+    base_lr: float = 2e-4
+    stitch_lr: float = 1e-3
+    plateau_factor: float = 0.2
+    plateau_patience: int = 3
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    max_frames_per_video: int | None = None
+    freq_stat_samples: int = 512
+    flip: bool = True
+    jpeg_quality: tuple[int, int] | None = None
+    blur_probability: float = 0.0
+    balance: bool = True
+    strategy: str = "auto"
+    mixed_precision: bool = False
+    run_eagerly: bool = False
+    seed: int = 0
+    verbose: int = 1
+
+    def pipeline(self, branches) -> PipelineConfig:
+        return PipelineConfig(
+            image_size=self.image_size,
+            transform=self.transform,
+            branches=tuple(branches),
+            batch_size=self.batch_size,
+            flip=self.flip,
+            jpeg_quality=self.jpeg_quality,
+            blur_probability=self.blur_probability,
+            balance=self.balance,
+            seed=self.seed,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    out_dir: str
+    best_model: str
+    last_model: str
+    epochs_done: int
+    best_val_accuracy: float
+    history: dict
+
+
+def _atomic_save(model: keras.Model, path: Path) -> None:
+    temp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(temp)
+    os.replace(temp, path)
+
+
+def _atomic_json(data: dict, path: Path) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(temp, path)
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Writes last.keras + state.json every epoch and best.keras on a new best val accuracy."""
+
+    def __init__(self, out_dir: Path, plateau: ReduceBothLROnPlateau, state: dict, write: bool):
+        super().__init__()
+        self.out_dir = out_dir
+        self.plateau = plateau
+        self.state = state
+        self.write = write
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self.state["history"].append({"epoch": epoch + 1, **logs})
+        accuracy = logs.get("val_accuracy", -math.inf)
+        improved = accuracy > self.state["best_val_accuracy"]
+        if improved:
+            self.state["best_val_accuracy"] = accuracy
+            self.state["best_epoch"] = epoch + 1
+        self.state["epoch"] = epoch + 1
+        self.state["plateau"] = self.plateau.get_state()
+        self.state["learning_rate"] = float(self.model.optimizer.learning_rate)
+        self.state["stitch_learning_rate"] = float(self.model.optimizer.stitch_learning_rate)
+        if not self.write:
+            return
+        if improved:
+            _atomic_save(self.model, self.out_dir / "best.keras")
+        _atomic_save(self.model, self.out_dir / "last.keras")
+        _atomic_json(self.state, self.out_dir / "state.json")  # last: it vouches for last.keras
+
+
+def _load_frames(config: TrainConfig):
+    table = read_manifest(config.manifest)
+    common = dict(
+        dataset=config.dataset,
+        compression=config.compression,
+        methods=config.methods,
+        max_frames_per_video=config.max_frames_per_video,
+    )
+    train = select(table, split="train", **common)
+    val = select(table, split="val", **common)
+    for name, frames in (("train", train), ("val", val)):
+        if frames["label"].nunique() < 2:
+            raise UserError(
+                f"{config.manifest}: the {name} split has only {'fake' if frames['label'].iloc[0] else 'real'} "
+                "crops; training needs both classes."
+            )
+    return train, val
+
+
+def _prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "state.json"
+    if state_path.is_file() and (out / "last.keras").is_file():
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        previous = json.loads((out / "config.json").read_text(encoding="utf-8"))["config"]
+        changed = [
+            k
+            for k in (
+                "variant",
+                "transform",
+                "image_size",
+                "middle_blocks",
+                "dataset",
+                "compression",
+            )
+            if previous.get(k) != getattr(config, k)
+        ]
+        if changed:
+            raise UserError(
+                f"{out}: holds a run with different {changed}; use a new --out folder to start afresh."
+            )
+        return out, state
+    return out, None
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Trains (or resumes) one run; see the module docstring for what it writes."""
+    if config.variant not in VARIANTS:
+        raise UserError(f"unknown variant {config.variant!r}; choose one of {list(VARIANTS)}.")
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    out, resumed = _prepare_run_dir(config)
+    train_frames, val_frames = _load_frames(config)
+    write = is_chief()
+    if write and resumed is None:
+        _atomic_json(
+            {
+                "config": dataclasses.asdict(config),
+                "md_csd_tf": __version__,
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "train_frames": len(train_frames),
+                "val_frames": len(val_frames),
+            },
+            out / "config.json",
+        )
+
+    strategy = make_strategy(config.strategy)
+    with strategy.scope():
+        if resumed is not None:
+            model = load_model(out / "last.keras")
+        else:
+            model = build_model(
+                config.variant,
+                config.transform,
+                config.image_size,
+                config.middle_blocks,
+                rgb_weights=config.rgb_weights
+                if "rgb" in VARIANTS[config.variant]["branches"]
+                else None,
+            )
+            if "freq" in model.branches:
+                mean, std = frequency_statistics(
+                    train_frames,
+                    config.image_size,
+                    config.transform,
+                    config.freq_stat_samples,
+                    config.seed,
+                )
+                model.set_frequency_statistics(mean, std)
+            compile_model(model, config.base_lr, config.stitch_lr, jit_compile=False)
+    model.run_eagerly = config.run_eagerly
+
+    pipeline = config.pipeline(model.branches)
+    train_data = make_dataset(train_frames, pipeline, training=True)
+    val_data = make_dataset(val_frames, pipeline, training=False)
+    steps = config.steps_per_epoch or steps_per_epoch(train_frames, pipeline)
+
+    state = resumed or {"epoch": 0, "best_val_accuracy": -math.inf, "best_epoch": 0, "history": []}
+    plateau = ReduceBothLROnPlateau(
+        factor=config.plateau_factor, patience=config.plateau_patience, verbose=config.verbose
+    )
+    plateau.set_state(state.get("plateau", {}))
+    callbacks = [
+        plateau,
+        RunCheckpoint(out, plateau, state, write),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=resumed is not None),
+    ]
+    if write:
+        callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False))
+    if state["epoch"] >= config.epochs and config.verbose:
+        print(f"{out}: already trained for {state['epoch']} epochs; nothing to do.")
+    start = time.perf_counter()
+    if state["epoch"] < config.epochs:
+        model.fit(
+            train_data,
+            epochs=config.epochs,
+            initial_epoch=state["epoch"],
+            steps_per_epoch=steps,
+            validation_data=val_data,
+            validation_steps=config.validation_steps,
+            callbacks=callbacks,
+            verbose=config.verbose,
+        )
+    if config.verbose:
+        print(
+            f"Trained {state['epoch']} epochs in {time.perf_counter() - start:.0f} s; best val accuracy "
+            f"{state['best_val_accuracy']:.4f} at epoch {state.get('best_epoch')}.\n"
+            f"  best model: {out / 'best.keras'}\n  last state: {out / 'last.keras'}\n"
+            f"  logs: {out / 'history.csv'}, {out / 'tensorboard'}"
+        )
+    return TrainResult(
+        out_dir=str(out),
+        best_model=str(out / "best.keras"),
+        last_model=str(out / "last.keras"),
+        epochs_done=int(state["epoch"]),
+        best_val_accuracy=float(state["best_val_accuracy"]),
+        history={
+            k: [h.get(k) for h in state["history"]]
+            for k in (state["history"][0] if state["history"] else {})
+        },
+    )
