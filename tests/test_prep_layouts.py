@@ -64,6 +64,17 @@ def test_ffpp_missing_method_and_split_id_are_failures(tmp_path):
     assert len(listing.videos) == 6 + 6 + 5
 
 
+def test_ffpp_partial_download_gives_one_line_per_method(tmp_path):
+    root = make_ffpp(tmp_path / "ffpp", methods=("Deepfakes",), n=1)
+    listing = scan_dataset("ffpp", root, methods=("Deepfakes",))  # official 1000-id splits
+    # Our tiny fakes (000_001, ...) are not official pairs: videos outside the splits are ignored.
+    assert len(listing.videos) == 6 and {v.method for v in listing.videos} == {"real"}
+    reasons = [f.reason for f in listing.failures]
+    assert len(reasons) == 2
+    assert reasons[0].startswith("994 of 1000 split ids have no video in real (e.g. ")
+    assert reasons[1].startswith("1000 of 1000 split ids have no video in Deepfakes (e.g. ")
+
+
 def test_wrong_root_names_missing_folder(tmp_path):
     with pytest.raises(UserError, match="original_sequences/youtube/c23/videos is missing"):
         list_videos("ffpp", tmp_path)

@@ -37,6 +37,7 @@ CELEBDF_FOLDERS = {
 }
 CELEBDF_TEST_LIST = "List_of_testing_videos.txt"
 CELEBDF_COMPRESSION = "original"
+MAX_MISSING_LINES = 20  # more missing split ids than this per method: one summary line
 _RAW_NAMES = ("raw", "c0")  # the FF++ download script writes "raw"; papers often say "c0"
 
 
@@ -118,27 +119,27 @@ def _list_ffpp(root, compression, methods, splits, splits_dir) -> Listing:
         wanted = sorted(
             v for v, s in owner.items() if s in splits and ("_" in v) == (method != "real")
         )
+        missing = [v for v in wanted if v not in found]
+        if len(missing) > MAX_MISSING_LINES:  # a partial download: one line, not thousands
+            failures.append(Failure(
+                str(folder / "videos"),
+                f"{len(missing)} of {len(wanted)} split ids have no video in {method} "
+                f"(e.g. {', '.join(missing[:5])}); partial download?",
+            ))  # fmt: skip
+        else:
+            failures.extend(
+                Failure(str(folder / "videos" / f"{v}.mp4"),
+                        f"split id {v} ({owner[v]}) has no video in {method}")
+                for v in missing
+            )  # fmt: skip
         for video_id in wanted:
             if video_id not in found:
-                failures.append(
-                    Failure(
-                        str(folder / "videos" / f"{video_id}.mp4"),
-                        f"split id {video_id} ({owner[video_id]}) has no video in {method}",
-                    )
-                )
                 continue
-            videos.append(
-                VideoRecord(
-                    dataset="ffpp",
-                    split=owner[video_id],
-                    method=method,
-                    compression=folder.name,
-                    video_id=video_id,
-                    path=str(found[video_id]),
-                    label=int(method != "real"),
-                    original_id=video_id.split("_")[0] if method != "real" else None,
-                )
-            )
+            videos.append(VideoRecord(
+                dataset="ffpp", split=owner[video_id], method=method, compression=folder.name,
+                video_id=video_id, path=str(found[video_id]), label=int(method != "real"),
+                original_id=video_id.split("_")[0] if method != "real" else None,
+            ))  # fmt: skip
 
     collect(originals, "real")
     for method in methods:
