@@ -254,10 +254,14 @@ def test_no_global_colour_cue_but_face_artifacts_are_learnable():
     assert face_acc > 0.75 and face_acc > global_acc + 0.15, (face_acc, global_acc)
 
 
-def test_cli_writes_and_reports(tmp_path, capsys):
-    args = ["make-demo-data", "--out", str(tmp_path), "--pairs", "1,1,1", "--frames", "2"]
-    assert main([*args, "--size", "160x120", "--workers", "1"]) == 0
+def test_cli_writes_and_reports_and_workers_change_nothing(tmp_path, capsys):
+    args = ["--pairs", "1,1,1", "--frames", "2", "--size", "160x120"]
+    assert main(["make-demo-data", "--out", str(tmp_path / "a"), *args, "--workers", "2"]) == 0
     out = capsys.readouterr().out
-    assert "ffpp: pairs train/val/test 1/1/1" in out and str(tmp_path) in out
-    assert (tmp_path / "celebdf/List_of_testing_videos.txt").is_file()
-    assert main(["make-demo-data", "--out", str(tmp_path), "--videos", "4"]) == 2
+    assert "ffpp: pairs train/val/test 1/1/1" in out and str(tmp_path / "a") in out
+    assert main(["make-demo-data", "--out", str(tmp_path / "b"), *args]) == 0
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.mp4"))
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.mp4"))
+    for rel in files:  # the same bytes whichever process rendered a video
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    assert main(["make-demo-data", "--out", str(tmp_path / "c"), "--videos", "4"]) == 2

@@ -55,7 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--celebdf-videos", type=int, default=4, help="Celeb-real videos, one fake each (default 4)"
     )
     parser.add_argument("--seed", type=int, default=0, help="the dataset is a function of it")
-    parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes (default 1: on a shared 2-core box, 2 ran slower)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="rewrite existing videos")
 
 
