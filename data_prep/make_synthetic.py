@@ -3,7 +3,7 @@
     python data_prep/make_synthetic.py --out data/demo [--videos 20] [--seed 0]
 
 Same as `md-csd make-demo-data`; see `md_csd_tf/prep/synthetic.py` and docs/demo-data.md.
-About 40 s on 2 CPU cores for the default size (20 FF++ real videos, 242 videos in all).
+About 23 s on one CPU core for the default size (20 FF++ real videos, 242 videos in all).
 """
 
 import sys
