@@ -98,15 +98,18 @@ def run(args: argparse.Namespace) -> int:
     for row in failed:
         print(f"md-csd predict: error: {row.error}", file=sys.stderr)
     if args.output:
-        path = write_results(
-            rows,
-            args.output,
-            model=args.model,
-            aggregate=args.aggregate,
-            threshold=args.threshold,
-            detect=args.detect,
-            **options,
-        )
+        try:
+            path = write_results(
+                rows,
+                args.output,
+                model=args.model,
+                aggregate=args.aggregate,
+                threshold=args.threshold,
+                detect=args.detect,
+                **options,
+            )
+        except OSError as error:
+            raise UserError(f"--output {args.output}: cannot be written ({error})") from None
         print(f"wrote {path}")
     print(f"{len(rows) - len(failed)} of {len(rows)} inputs scored")
     return 1 if failed else 0
