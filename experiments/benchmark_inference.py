@@ -19,7 +19,9 @@ functions and building the detector are excluded (done once per process, before 
 `--ffpp-frames N` times the FF++ way on the first N frames only and scales its per-frame costs
 to the 250 frames (printed as such); the default measures all 250.
 
-Expected on 2 shared CPU cores (this project's machine): see docs/inference.md.
+Expected on this project's machine (2 CPU cores shared with other jobs; +-50% run to run), full
+model: ours ~18 s (model 15 s, detection 2.5 s), FF++ way ~350 s (detection ~180-210 s, model
+~130-170 s), i.e. ~20x; run 1 vs run 2 and the reading are in docs/inference.md.
 """
 
 from __future__ import annotations
