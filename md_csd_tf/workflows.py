@@ -90,6 +90,7 @@ def run_ff(
         dataset="ffpp",
         compression=compression,
         methods=methods,
+        max_frames_per_video=overrides.get("max_frames_per_video"),
     )
     outcome = _train_and_test(config, test)
     video = outcome["test"]["video"]["overall"]
@@ -102,14 +103,25 @@ def run_ff(
 
 
 def cross_dataset(
-    model: str, manifest: str, dataset: str, out: str, batch_size: int = 32, verbose: int = 1
+    model: str,
+    manifest: str,
+    dataset: str,
+    out: str,
+    batch_size: int = 32,
+    verbose: int = 1,
+    max_frames_per_video: int | None = None,
 ) -> dict:
     """Tables III/IV: frame-level AUC of an FF++-trained model on Celeb-DF's test list or DFD.
 
     Celeb-DF uses its 518 listed test videos, 25 frames each, scored frame by frame as its
     authors prescribe; DFD is all test data, scored the same way.
     """
-    frames = select(read_manifest(manifest), split="test", dataset=dataset)
+    frames = select(
+        read_manifest(manifest),
+        split="test",
+        dataset=dataset,
+        max_frames_per_video=max_frames_per_video,
+    )
     metrics = _evaluate(model, frames, Path(out) / f"cross_{dataset}", batch_size, verbose)
     auc = metrics["frame"]["overall"]["auc"]
     md, _ = write_table(
@@ -128,7 +140,13 @@ def ablation(table: str, manifest: str, out: str, compression: str = "c23", **ov
     if table not in ("V", "VI"):
         raise ValueError(f"table must be V or VI, got {table!r}")
     settings = list(VARIANTS) if table == "V" else list(TRANSFORMS)
-    test = select(read_manifest(manifest), split="test", dataset="ffpp", compression=compression)
+    test = select(
+        read_manifest(manifest),
+        split="test",
+        dataset="ffpp",
+        compression=compression,
+        max_frames_per_video=overrides.get("max_frames_per_video"),
+    )
     aucs, outcomes = {}, {}
     for setting in settings:
         model = (
@@ -212,7 +230,15 @@ def demo(out: str = "demo_run", smoke: bool = False, videos: int = 20, **overrid
     outcome = run_ff(manifest, out, "c23", "all", **settings)
     model = outcome["train"]["best_model"]
     crosses = {
-        ds: cross_dataset(model, manifest, ds, out, settings["batch_size"], settings["verbose"])
+        ds: cross_dataset(
+            model,
+            manifest,
+            ds,
+            out,
+            settings["batch_size"],
+            settings["verbose"],
+            settings.get("max_frames_per_video"),
+        )
         for ds in ("celebdf", "dfd")
     }
     video = outcome["test"]["video"]["overall"]

@@ -52,6 +52,8 @@ class MDCSDNetwork(keras.Model):
         per_channel_stitch: one 2x2 stitch matrix per channel instead of per unit.
         dropout: dropout rate on the concatenated features before the classifier (the paper
             has none).
+        bn_momentum: BatchNormalization momentum (Keras' Xception: 0.99). The demo, which
+            trains from scratch for ~100 steps, uses 0.9 so inference statistics catch up.
 
     Reference: MD-CSDNetwork, Sec. II.B, Fig. 2 and Table V.
     """
@@ -66,6 +68,7 @@ class MDCSDNetwork(keras.Model):
         stitch_cross_weight: float = 0.1,
         per_channel_stitch: bool = False,
         dropout: float = 0.0,
+        bn_momentum: float = 0.99,
         **kwargs,
     ):
         if variant not in VARIANTS:
@@ -92,7 +95,9 @@ class MDCSDNetwork(keras.Model):
             )
 
         for spec in xception_stages(middle_blocks):
-            streams = {name: apply_block(spec, x, name) for name, x in streams.items()}
+            streams = {
+                name: apply_block(spec, x, name, bn_momentum) for name, x in streams.items()
+            }
             if spec.name in stitches:
                 streams["rgb"], streams["freq"] = CrossStitch(
                     stitch_self_weight,
@@ -121,6 +126,7 @@ class MDCSDNetwork(keras.Model):
         self.stitch_cross_weight = stitch_cross_weight
         self.per_channel_stitch = per_channel_stitch
         self.dropout = dropout
+        self.bn_momentum = bn_momentum
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -143,6 +149,7 @@ class MDCSDNetwork(keras.Model):
             "stitch_cross_weight": self.stitch_cross_weight,
             "per_channel_stitch": self.per_channel_stitch,
             "dropout": self.dropout,
+            "bn_momentum": self.bn_momentum,
         }
 
     @classmethod

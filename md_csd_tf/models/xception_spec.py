@@ -17,7 +17,6 @@ from keras import layers
 # Keras' Xception builds every BatchNormalization with the defaults (momentum 0.99, eps 1e-3);
 # matching them matters when copying ImageNet statistics.
 _sep_conv = functools.partial(layers.SeparableConv2D, kernel_size=3, padding="same", use_bias=False)
-_bn = functools.partial(layers.BatchNormalization, axis=-1)
 
 
 @dataclass(frozen=True)
@@ -84,8 +83,13 @@ def xception_stages(middle_blocks: int = 8) -> list:
     ]
 
 
-def apply_block(spec, x, prefix: str):
-    """Adds the layers of one block spec to the graph, names prefixed by `prefix_`."""
+def apply_block(spec, x, prefix: str, bn_momentum: float = 0.99):
+    """Adds the layers of one block spec to the graph, names prefixed by `prefix_`.
+
+    `bn_momentum` is Keras' default 0.99 (Xception's); a short run from scratch wants less,
+    or the moving statistics used at inference still remember their initial values.
+    """
+    _bn = functools.partial(layers.BatchNormalization, axis=-1, momentum=bn_momentum)
 
     def name(suffix: str) -> str:
         return f"{prefix}_{spec.name}_{suffix}"

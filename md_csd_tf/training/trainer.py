@@ -52,6 +52,7 @@ class TrainConfig:
             manipulations in the manifest (the paper's "all" setting) plus all reals.
         variant / transform / image_size / middle_blocks: the model (`build_model`).
         rgb_weights: "imagenet" (paper), None, or a weights file.
+        bn_momentum: BatchNormalization momentum (Xception's 0.99; lower for short runs).
         epochs: epochs to train in total (the paper does not state it; 20 with the plateau
             schedule converges on FF++ in practice).
         batch_size: global batch, 32 in the paper.
@@ -77,6 +78,7 @@ class TrainConfig:
     image_size: int = 299
     middle_blocks: int = 8
     rgb_weights: str | None = "imagenet"
+    bn_momentum: float = 0.99
     epochs: int = 20
     batch_size: int = 32
     base_lr: float = 2e-4
@@ -121,6 +123,11 @@ class TrainResult:
     history: dict
 
 
+def _as_float(value) -> float:
+    # Optimizer variables are MirroredVariables under tf.distribute; read them through Keras.
+    return float(keras.ops.convert_to_numpy(value))
+
+
 def _atomic_save(model: keras.Model, path: Path) -> None:
     temp = path.with_name(f".{path.stem}.tmp.keras")
     model.save(temp)
@@ -153,8 +160,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.state["best_epoch"] = epoch + 1
         self.state["epoch"] = epoch + 1
         self.state["plateau"] = self.plateau.get_state()
-        self.state["learning_rate"] = float(self.model.optimizer.learning_rate)
-        self.state["stitch_learning_rate"] = float(self.model.optimizer.stitch_learning_rate)
+        self.state["learning_rate"] = _as_float(self.model.optimizer.learning_rate)
+        self.state["stitch_learning_rate"] = _as_float(self.model.optimizer.stitch_learning_rate)
         if not self.write:
             return
         if improved:
@@ -245,6 +252,7 @@ def train(config: TrainConfig) -> TrainResult:
                 rgb_weights=config.rgb_weights
                 if "rgb" in VARIANTS[config.variant]["branches"]
                 else None,
+                bn_momentum=config.bn_momentum,
             )
             if "freq" in model.branches:
                 mean, std = frequency_statistics(

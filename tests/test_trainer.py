@@ -1,0 +1,110 @@
+"""Trainer: files written, resume with epoch counter and both learning rates, MirroredStrategy."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from data_fixtures import write_crop_manifest
+
+from md_csd_tf import load_model
+from md_csd_tf.data.manifest import read_manifest, select
+from md_csd_tf.errors import UserError
+from md_csd_tf.training.evaluate import predict_frames
+from md_csd_tf.training.trainer import TrainConfig, train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return str(write_crop_manifest(tmp_path_factory.mktemp("crops")))
+
+
+def tiny(manifest, out, **changes):
+    config = TrainConfig(
+        manifest=manifest,
+        out_dir=str(out),
+        image_size=71,
+        middle_blocks=0,
+        rgb_weights=None,
+        epochs=1,
+        batch_size=4,
+        steps_per_epoch=2,
+        freq_stat_samples=8,
+        run_eagerly=True,
+        verbose=0,
+    )
+    return dataclasses.replace(config, **changes)
+
+
+def test_a_run_writes_its_files_and_resumes_where_it_was_killed(manifest, tmp_path):
+    run = tmp_path / "run"
+    first = train(tiny(manifest, run))
+    for name in ("best.keras", "last.keras", "state.json", "history.csv", "config.json"):
+        assert (run / name).is_file(), name
+    assert (run / "tensorboard").is_dir()
+    assert first.epochs_done == 1
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["variant"] == "md_csd" and config["md_csd_tf"]
+
+    # The frequency statistics were measured on training crops and saved in the model.
+    model = load_model(run / "last.keras")
+    assert not np.allclose(model.get_layer("freq_standardization").std.numpy(), 1.0)
+
+    # Simulate a plateau cut in epoch 1 that the resumed run must keep.
+    model.optimizer.learning_rate = 4e-5
+    model.optimizer.stitch_learning_rate = 2e-4
+    model.save(run / "last.keras")
+    state = json.loads((run / "state.json").read_text())
+    state["plateau"]["wait"] = 1
+    (run / "state.json").write_text(json.dumps(state))
+    iterations = int(model.optimizer.iterations.numpy())
+
+    second = train(tiny(manifest, run, epochs=2))
+    assert second.epochs_done == 2
+    state = json.loads((run / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert state["learning_rate"] == pytest.approx(4e-5)
+    assert state["stitch_learning_rate"] == pytest.approx(2e-4)
+    resumed = load_model(run / "last.keras")
+    assert int(resumed.optimizer.iterations.numpy()) == iterations + 2
+    assert len(pd.read_csv(run / "history.csv")) == 2
+
+    # Asking for no more epochs than done trains nothing.
+    assert train(tiny(manifest, run, epochs=2)).epochs_done == 2
+
+
+def test_resuming_with_another_architecture_is_refused(manifest, tmp_path):
+    train(tiny(manifest, tmp_path))
+    with pytest.raises(UserError, match="different"):
+        train(tiny(manifest, tmp_path, variant="concat"))
+
+
+def test_one_epoch_under_mirrored_strategy_on_two_logical_cpus(manifest, tmp_path):
+    # Graph mode, as on GPUs; the first step's trace is the slow part (~30 s on 2 cores).
+    result = train(
+        tiny(manifest, tmp_path, strategy="mirrored", run_eagerly=False, steps_per_epoch=1)
+    )
+    assert result.epochs_done == 1 and np.isfinite(result.history["loss"][0])
+
+
+def test_predictions_line_up_with_manifest_rows(manifest, tmp_path):
+    result = train(tiny(manifest, tmp_path, variant="rgb"))
+    model = load_model(result.best_model, compile=False)
+    frames = select(read_manifest(manifest), split="test")
+    scored = predict_frames(model, frames, batch_size=4, verbose=0)
+    assert len(scored) == len(frames) and scored["prob"].between(0, 1).all()
+    # Scoring one row alone gives that row's probability: nothing is shuffled at evaluation.
+    single = predict_frames(model, frames.iloc[[5]], batch_size=4, verbose=0)
+    assert single["prob"].iloc[0] == pytest.approx(scored["prob"].iloc[5], abs=1e-5)
+
+
+def test_a_split_with_one_class_is_a_clear_error(manifest, tmp_path):
+    table = pd.read_csv(manifest, dtype={"video_id": str})
+    one_class = tmp_path / "one.csv"
+    table[(table["split"] != "val") | (table["label"] == 1)].to_csv(one_class, index=False)
+    # The class check comes before any crop is read, so the crops need not be beside this file.
+    with pytest.raises(UserError, match="only fake"):
+        train(tiny(str(one_class), tmp_path / "run"))
