@@ -10,7 +10,7 @@ HELP = "make the stand-in dataset, prepare faces, train a small model, test it, 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_run", help="folder for data, runs and results")
-    parser.add_argument("--epochs", type=int, default=None, help="default: the demo's 4")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the demo's 5")
     parser.add_argument("--smoke", action="store_true", help="tiny settings that finish in seconds")
 
 
