@@ -13,41 +13,46 @@ import sys
 from pathlib import Path
 
 from md_csd_tf import workflows
-from md_csd_tf.commands.train import add_model_arguments
+from md_csd_tf.commands.train import given_settings
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", default="V", choices=("V", "VI", "v", "vi"))
     parser.add_argument("--data", help="manifest.csv from `md-csd prepare --dataset ffpp`")
-    parser.add_argument("--out", default=".")
+    parser.add_argument("--out", default=None, help="writes runs/ and results/ here (default .)")
     parser.add_argument("--compression", default="c23", choices=("c23", "c40"))
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=None, help="default 20 (demo: 5)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 32 (demo: 16)")
     parser.add_argument("--demo", action="store_true", help="run on the built-in stand-in dataset")
     parser.add_argument("--smoke", action="store_true", help="tiny settings that finish in seconds")
-    add_model_arguments(parser)
-    args = parser.parse_args(argv)
-
-    settings = dict(
-        image_size=args.image_size,
-        middle_blocks=args.middle_blocks,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        rgb_weights=None if args.rgb_weights.lower() == "none" else args.rgb_weights,
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--middle-blocks", type=int, default=None)
+    parser.add_argument(
+        "--rgb-weights", default=None, help="'imagenet' (default), 'none' or a file"
     )
-    data, out = args.data, args.out
+    args = parser.parse_args(argv)
+    # The table fixes the variant (V) or the transform (VI); the other flags layer over the
+    # paper's settings, or the demo's, or the smoke settings.
+    given = given_settings(
+        args, ("image_size", "middle_blocks", "rgb_weights", "epochs", "batch_size")
+    )
+    data, out = args.data, args.out or "."
+    base = {}
     if args.demo:
-        out = out if out != "." else "demo_run"
-        settings = dict(workflows.DEMO)
+        out = args.out or "demo_run"
+        base = dict(workflows.DEMO)
+        if args.smoke:
+            base.update(workflows.SMOKE)
+            out = str(Path(out) / "smoke")
         data = workflows.prepare_demo_data(
-            out, settings["image_size"], videos=4 if args.smoke else 20
+            out, {**base, **given}.get("image_size", 71), videos=4 if args.smoke else 20
         )
     elif not data:
         parser.error("--data is required (or use --demo)")
-    if args.smoke:
-        settings.update(workflows.SMOKE)
-    outcome = workflows.ablation(args.table, data, str(Path(out)), args.compression, **settings)
+    elif args.smoke:
+        base = dict(workflows.SMOKE)
+    outcome = workflows.ablation(args.table, data, out, args.compression, **{**base, **given})
     print(Path(outcome["table"]).read_text())
     return 0
 

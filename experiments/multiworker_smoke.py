@@ -87,7 +87,13 @@ def main(argv=None) -> int:
                 f"worker {index}: exit {worker.returncode}; {output.strip().splitlines()[-1] if output.strip() else ''}"
             )
             if worker.returncode:
-                print(output[-3000:])
+                # The traceback, without the tensors TensorFlow prints inside its messages.
+                lines = [
+                    line
+                    for line in output.splitlines()
+                    if not line.lstrip().startswith(("[", "..."))
+                ]
+                print("\n".join(lines[-60:]))
             status |= worker.returncode
         print(
             "written by the chief:",

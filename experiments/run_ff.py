@@ -14,40 +14,34 @@ import sys
 from pathlib import Path
 
 from md_csd_tf import workflows
-from md_csd_tf.commands.train import add_model_arguments
+from md_csd_tf.commands.train import add_model_arguments, given_settings
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="manifest.csv from `md-csd prepare --dataset ffpp`")
-    parser.add_argument("--out", default=".", help="writes runs/ and results/ here")
+    parser.add_argument("--out", default=None, help="writes runs/ and results/ here (default .)")
     parser.add_argument("--compression", default="c23", choices=("c23", "c40"))
     parser.add_argument("--manipulation", default="all", choices=("all", *workflows.MANIPULATIONS))
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=None, help="default 20 (demo: 5)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 32 (demo: 16)")
     parser.add_argument("--demo", action="store_true", help="run on the built-in stand-in dataset")
     parser.add_argument("--smoke", action="store_true", help="tiny settings that finish in seconds")
-    add_model_arguments(parser)
+    add_model_arguments(parser, defaults=False)
     args = parser.parse_args(argv)
+    # Flags given on the command line win over the paper's, the demo's or the smoke settings.
+    given = given_settings(args)
 
     if args.demo:
-        out = args.out if args.out != "." else "demo_run"
-        print(workflows.format_summary(workflows.demo(out, smoke=args.smoke)))
+        summary = workflows.demo(args.out or "demo_run", smoke=args.smoke, **given)
+        print(workflows.format_summary(summary))
         return 0
     if not args.data:
         parser.error("--data is required (or use --demo)")
-    settings = dict(
-        variant=args.variant,
-        transform=args.transform,
-        image_size=args.image_size,
-        middle_blocks=args.middle_blocks,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        rgb_weights=None if args.rgb_weights.lower() == "none" else args.rgb_weights,
+    settings = {**(workflows.SMOKE if args.smoke else {}), **given}
+    outcome = workflows.run_ff(
+        args.data, args.out or ".", args.compression, args.manipulation, **settings
     )
-    if args.smoke:
-        settings.update(workflows.SMOKE)
-    outcome = workflows.run_ff(args.data, args.out, args.compression, args.manipulation, **settings)
     print(json.dumps(outcome["test"]["video"]["overall"], indent=2))
     print(Path(outcome["table"]).read_text())
     return 0

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from md_csd_tf.data.manifest import read_manifest, select
+from md_csd_tf.errors import UserError
 from md_csd_tf.models.md_csd import VARIANTS
 from md_csd_tf.results_table import (
     cross_dataset_rows,
@@ -72,9 +73,14 @@ def run_ff(
 
     The paper reports "the average metric scores for all the frames in a video" (Sec. III.B), so
     the table shows video-level accuracy and AUC (mean of frame probabilities); frame-level
-    numbers are in the run's `test/metrics.json` too.
+    numbers are in the run's `test/metrics.json` too. "all" means the paper's four methods, even
+    when the manifest also holds FaceShifter (newer FF++ downloads ship it).
     """
-    methods = None if manipulation == "all" else (manipulation,)
+    if compression not in ("c23", "c40"):
+        raise UserError(f"compression {compression!r}: the paper's FF++ tables use c23 or c40.")
+    if manipulation != "all" and manipulation not in MANIPULATIONS:
+        raise UserError(f"manipulation {manipulation!r}: use all or one of {MANIPULATIONS}.")
+    methods = MANIPULATIONS if manipulation == "all" else (manipulation,)
     variant = overrides.get("variant", "md_csd")
     name = f"ff_{compression}_{manipulation}_{variant}"
     config = TrainConfig(
@@ -110,16 +116,19 @@ def cross_dataset(
     batch_size: int = 32,
     verbose: int = 1,
     max_frames_per_video: int | None = None,
+    compression: str | None = None,
 ) -> dict:
     """Tables III/IV: frame-level AUC of an FF++-trained model on Celeb-DF's test list or DFD.
 
     Celeb-DF uses its 518 listed test videos, 25 frames each, scored frame by frame as its
-    authors prescribe; DFD is all test data, scored the same way.
+    authors prescribe; DFD is all test data, scored the same way. `compression` picks one
+    DFD quality level when several were prepared (Celeb-DF has one).
     """
     frames = select(
         read_manifest(manifest),
         split="test",
         dataset=dataset,
+        compression=compression,
         max_frames_per_video=max_frames_per_video,
     )
     metrics = _evaluate(model, frames, Path(out) / f"cross_{dataset}", batch_size, verbose)
@@ -138,13 +147,14 @@ def ablation(table: str, manifest: str, out: str, compression: str = "c23", **ov
     as Table II, whose md_csd/dct value Tables V and VI repeat)."""
     table = table.upper()
     if table not in ("V", "VI"):
-        raise ValueError(f"table must be V or VI, got {table!r}")
+        raise UserError(f"table must be V or VI, got {table!r}")
     settings = list(VARIANTS) if table == "V" else list(TRANSFORMS)
     test = select(
         read_manifest(manifest),
         split="test",
         dataset="ffpp",
         compression=compression,
+        methods=MANIPULATIONS,
         max_frames_per_video=overrides.get("max_frames_per_video"),
     )
     aucs, outcomes = {}, {}
@@ -157,6 +167,7 @@ def ablation(table: str, manifest: str, out: str, compression: str = "c23", **ov
             manifest=manifest,
             out_dir=str(Path(out) / "runs" / name),
             compression=compression,
+            methods=MANIPULATIONS,
             **{**overrides, **model},
         )
         outcomes[setting] = _train_and_test(config, test)
@@ -224,6 +235,8 @@ def demo(out: str = "demo_run", smoke: bool = False, videos: int = 20, **overrid
     """
     start = time.perf_counter()
     settings = {**DEMO, **(SMOKE if smoke else {}), **overrides}
+    if smoke:  # never let a smoke run be resumed (or reported) as the real demo, or vice versa
+        out = str(Path(out) / "smoke")
     manifest = prepare_demo_data(
         out,
         settings["image_size"],

@@ -5,6 +5,7 @@ The CPU is split into two logical devices before TensorFlow initialises, so that
 happen before any op runs, hence here, at import time of the first conftest.
 """
 
+import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -13,9 +14,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import tensorflow as tf  # noqa: E402
 
 _cpus = tf.config.list_physical_devices("CPU")
-try:
+# RuntimeError: already initialised by another plugin; single-device tests still run.
+with contextlib.suppress(RuntimeError):
     tf.config.set_logical_device_configuration(
         _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
     )
-except RuntimeError:  # already initialised by another plugin; single-device tests still run
-    pass

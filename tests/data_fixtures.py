@@ -29,9 +29,9 @@ def write_crop_manifest(
     for split, methods in videos.items():
         for method, count in methods.items():
             for v in range(count):
-                video_id = (
-                    f"{split[:2]}{v:03d}" if method == "real" else f"{split[:2]}{v:03d}_{v + 1:03d}"
-                )
+                # FF++-style ids ("000", "100_101"): pandas must keep them as strings.
+                first = {"train": 0, "val": 100, "test": 200}.get(split, 300) + v
+                video_id = f"{first:03d}" if method == "real" else f"{first:03d}_{first + 1:03d}"
                 for frame in range(frames):
                     image = rng.integers(60, 200, size=(size, size, 3), dtype=np.uint8)
                     image = cv2.GaussianBlur(image, (5, 5), 0)

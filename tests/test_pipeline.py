@@ -33,6 +33,7 @@ def table(manifest):
 
 def test_manifest_keeps_string_ids_and_absolute_paths(table):
     assert table["video_id"].map(type).eq(str).all()
+    assert "000" in set(table["video_id"])  # not the integer 0
     assert table["abs_path"].map(lambda p: p.startswith("/")).all()
 
 

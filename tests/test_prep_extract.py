@@ -124,6 +124,16 @@ def test_resume_after_interrupted_run(tmp_path):
     assert not list(out.glob(".*.tmp"))
 
 
+def test_rerun_with_other_crop_options_is_refused_not_silently_skipped(tmp_path):
+    root = make_dfd(tmp_path / "dfd", n=2)
+    out = tmp_path / "out"
+    extract_faces(_config("dfd", root, out))
+    with pytest.raises(UserError, match="image_size"):
+        extract_faces(_config("dfd", root, out, image_size=48))
+    with pytest.raises(UserError, match="another --out"):
+        extract_faces(_config("dfd", root, out, frames=3))
+
+
 def test_bad_inputs_are_reported_and_the_rest_completes(tmp_path):
     root = make_ffpp(tmp_path / "ffpp", methods=("Deepfakes",), n=4)
     originals = root / "original_sequences/youtube/c23/videos"

@@ -68,6 +68,9 @@ def test_a_run_writes_its_files_and_resumes_where_it_was_killed(manifest, tmp_pa
     assert [h["epoch"] for h in state["history"]] == [1, 2]
     assert state["learning_rate"] == pytest.approx(4e-5)
     assert state["stitch_learning_rate"] == pytest.approx(2e-4)
+    # The plateau callback kept counting from its saved state: one stalled epoch before the
+    # kill, and epoch 2 either improved (wait 0) or stalled again (wait 2), never restarted at 1.
+    assert state["plateau"]["wait"] in (0, 2)
     resumed = load_model(run / "last.keras")
     assert int(resumed.optimizer.iterations.numpy()) == iterations + 2
     assert len(pd.read_csv(run / "history.csv")) == 2
@@ -99,6 +102,28 @@ def test_predictions_line_up_with_manifest_rows(manifest, tmp_path):
     # Scoring one row alone gives that row's probability: nothing is shuffled at evaluation.
     single = predict_frames(model, frames.iloc[[5]], batch_size=4, verbose=0)
     assert single["prob"].iloc[0] == pytest.approx(scored["prob"].iloc[5], abs=1e-5)
+
+
+def test_mixed_precision_trains_both_groups_and_restores_the_policy(manifest, tmp_path):
+    import keras
+
+    result = train(tiny(manifest, tmp_path, mixed_precision=True, steps_per_epoch=1))
+    assert result.epochs_done == 1 and np.isfinite(result.history["loss"][0])
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["stitch_learning_rate"] == pytest.approx(1e-3)
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_bad_options_and_missing_crops_are_one_line_errors(manifest, tmp_path):
+    with pytest.raises(UserError, match="at least 71"):
+        train(tiny(manifest, tmp_path, image_size=64))
+    with pytest.raises(UserError, match="weights file not found"):
+        train(tiny(manifest, tmp_path, rgb_weights=str(tmp_path / "xception.h5")))
+    table = pd.read_csv(manifest, dtype={"video_id": str})
+    moved = tmp_path / "moved.csv"
+    table.to_csv(moved, index=False)  # crop paths are relative to the manifest: now missing
+    with pytest.raises(UserError, match="missing on disk"):
+        train(tiny(str(moved), tmp_path / "run"))
 
 
 def test_a_split_with_one_class_is_a_clear_error(manifest, tmp_path):

@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="crops averaged per group at most, drawn at random (default 500)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", default=None, help="required when the manifest mixes datasets")
+    parser.add_argument(
+        "--compression", default=None, help="required when the manifest mixes compressions"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +32,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_per_group < 1:
         raise UserError("--max-per-group must be positive")
-    summary = spectrum_report(args.data, args.out, args.split, args.max_per_group, args.seed)
+    summary = spectrum_report(
+        args.data,
+        args.out,
+        args.split,
+        args.max_per_group,
+        args.seed,
+        args.dataset,
+        args.compression,
+    )
     counts = ", ".join(f"{g} {n}" for g, n in summary["crops"].items())
     print(f"mean log-DCT spectra over crops: {counts}")
     for path in summary["files"]:

@@ -35,17 +35,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """Model flags; with `defaults=False` they default to None so a caller can tell which
+    were given (the experiment scripts layer them over the paper's or the demo's settings)."""
+
+    def default(value):
+        return value if defaults else None
+
     parser.add_argument(
-        "--variant", default="md_csd", choices=("rgb", "freq", "concat", "one_stitch", "md_csd")
-    )
-    parser.add_argument("--transform", default="dct", choices=("dct", "fft", "dwt"))
-    parser.add_argument("--image-size", type=int, default=299)
-    parser.add_argument("--middle-blocks", type=int, default=8)
+        "--variant", default=default("md_csd"),
+        choices=("rgb", "freq", "concat", "one_stitch", "md_csd"),
+    )  # fmt: skip
+    parser.add_argument("--transform", default=default("dct"), choices=("dct", "fft", "dwt"))
+    parser.add_argument("--image-size", type=int, default=default(299))
+    parser.add_argument("--middle-blocks", type=int, default=default(8))
     parser.add_argument(
-        "--rgb-weights", default="imagenet",
+        "--rgb-weights", default=default("imagenet"),
         help="'imagenet' (paper; downloads once), 'none', or a Keras Xception weights file",
     )  # fmt: skip
+
+
+def given_settings(
+    args,
+    names=(
+        "variant",
+        "transform",
+        "image_size",
+        "middle_blocks",
+        "rgb_weights",
+        "epochs",
+        "batch_size",
+    ),
+) -> dict:
+    """The TrainConfig fields among `names` that were given on the command line (not None)."""
+    settings = {
+        name: getattr(args, name) for name in names if getattr(args, name, None) is not None
+    }
+    if isinstance(settings.get("rgb_weights"), str) and settings["rgb_weights"].lower() == "none":
+        settings["rgb_weights"] = None
+    return settings
 
 
 def config_from_args(args):

@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", default=None, help="required when the manifest mixes datasets")
+    parser.add_argument(
+        "--compression", default=None, help="required when the manifest mixes compressions"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +36,15 @@ def run(args: argparse.Namespace) -> int:
 
     model = Detector.load(args.model).model
     summary = tsne_report(
-        model, args.data, args.out, args.split, args.max_samples, args.seed, args.batch_size
+        model,
+        args.data,
+        args.out,
+        args.split,
+        args.max_samples,
+        args.seed,
+        args.batch_size,
+        args.dataset,
+        args.compression,
     )
     counts = ", ".join(f"{g} {n}" for g, n in sorted(summary["groups"].items()))
     print(f"t-SNE of {summary['crops']} crops ({counts})")

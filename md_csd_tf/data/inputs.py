@@ -11,6 +11,21 @@ import tensorflow as tf
 from md_csd_tf.frequency import get_transform
 
 
+def resize_crop(crops: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Bilinear resize of uint8 crops to `image_size`, rounded back to uint8; a no-op at size.
+
+    Training (crops read from disk), the SavedModel signature and `crops_to_inputs` all resize
+    this one way, so a crop of another size is scored as it would have been trained on.
+    """
+    crops = tf.convert_to_tensor(crops)
+    if crops.shape[-3] == image_size and crops.shape[-2] == image_size:
+        return crops
+    resized = tf.image.resize(
+        tf.cast(crops, tf.float32), (image_size, image_size), method="bilinear"
+    )
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
 def crops_to_inputs(
     crops: tf.Tensor,
     transform: str = "dct",
@@ -23,19 +38,19 @@ def crops_to_inputs(
     SavedModel signature.
 
     Args:
-        crops: one crop or a batch, RGB channel order.
+        crops: one crop or a batch, RGB channel order, uint8 (float input is taken as pixel
+            values 0..255 and, when resized, rounded like uint8).
         transform: the frequency transform the model was trained with (`model.transform`).
         branches: the model's branches (`model.branches`); the spectrum is only computed when
             the model has a frequency branch.
-        image_size: resize (bilinear, as crops were made) to this side first, if given.
+        image_size: resize to this side first (`resize_crop`), if given.
 
     Returns:
         A dict with a float32 entry per branch.
     """
-    pixels = tf.cast(crops, tf.float32)
     if image_size is not None:
-        pixels = tf.image.resize(pixels, (image_size, image_size), method="bilinear")
-        pixels = tf.clip_by_value(pixels, 0.0, 255.0)
+        crops = resize_crop(crops, image_size)
+    pixels = tf.cast(crops, tf.float32)
     inputs = {}
     if "rgb" in branches:
         inputs["rgb"] = pixels

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from md_csd_tf.data.inputs import crops_to_inputs
+from md_csd_tf.data.inputs import crops_to_inputs, resize_crop
 from md_csd_tf.frequency import get_transform
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -33,7 +33,10 @@ class PipelineConfig:
         blur_probability: chance of a 3x3 Gaussian blur in training (0 disables).
         balance: in training, draw real and fake frames 50/50 (the paper balances frames; FF++
             has four fakes per real video when all manipulations are used).
-        shuffle_buffer: frames shuffled at once (file names only, so it is cheap).
+        shuffle_buffer: frames shuffled at once; None shuffles each class's whole file list.
+            Manifests are sorted by method and video, so a smaller buffer would feed an epoch
+            mostly one manipulation; the buffer holds only file names (~80 B each), so a full
+            shuffle of FF++'s 800k training crops costs ~60 MB.
         seed: makes shuffling, balancing and augmentation repeatable.
     """
 
@@ -45,7 +48,7 @@ class PipelineConfig:
     jpeg_quality: tuple[int, int] | None = None
     blur_probability: float = 0.0
     balance: bool = True
-    shuffle_buffer: int = 10_000
+    shuffle_buffer: int | None = None
     seed: int = 0
 
 
@@ -53,10 +56,7 @@ def decode_crop(path: tf.Tensor, image_size: int) -> tf.Tensor:
     """A PNG/JPEG file to a `(size, size, 3)` uint8 crop."""
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
-    if image.shape[0] != image_size or image.shape[1] != image_size:
-        resized = tf.image.resize(image, (image_size, image_size), method="bilinear")
-        image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-    return image
+    return resize_crop(image, image_size)
 
 
 def augment(image: tf.Tensor, config: PipelineConfig, seed: tf.Tensor) -> tf.Tensor:
@@ -101,14 +101,24 @@ def make_dataset(frames: pd.DataFrame, config: PipelineConfig, training: bool) -
         if config.balance and frames["label"].nunique() == 2:
             parts = [
                 _frames_dataset(frames[frames["label"] == label])
-                .shuffle(config.shuffle_buffer, seed=config.seed + label)
+                .shuffle(
+                    config.shuffle_buffer or int((frames["label"] == label).sum()),
+                    seed=config.seed + label,
+                    reshuffle_each_iteration=True,
+                )
                 .repeat()
                 for label in (0, 1)
             ]
             dataset = tf.data.Dataset.sample_from_datasets(parts, [0.5, 0.5], seed=config.seed)
         else:
             dataset = (
-                _frames_dataset(frames).shuffle(config.shuffle_buffer, seed=config.seed).repeat()
+                _frames_dataset(frames)
+                .shuffle(
+                    config.shuffle_buffer or len(frames),
+                    seed=config.seed,
+                    reshuffle_each_iteration=True,
+                )
+                .repeat()
             )
         # A per-element counter gives each example its own stateless augmentation seed.
         dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.counter()))

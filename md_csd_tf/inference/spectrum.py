@@ -21,29 +21,34 @@ import pandas as pd
 REAL = "real"
 
 
-def load_manifest(path: str | os.PathLike, split: str | None = None) -> pd.DataFrame:
-    """Reads a manifest CSV; `path` values become absolute (they are relative to its folder).
+def load_manifest(
+    path: str | os.PathLike,
+    split: str | None = None,
+    dataset: str | None = None,
+    compression: str | None = None,
+) -> pd.DataFrame:
+    """Manifest rows of one dataset and compression, `path` made absolute.
+
+    Averaging FF++ c23 with c40, or FF++ reals with Celeb-DF's, would show dataset and codec
+    differences instead of manipulation traces, so a manifest that mixes them needs
+    `dataset`/`compression` to say which part to use.
 
     Raises:
-        UserError: missing file or missing columns.
+        UserError: missing or unreadable file, missing columns, an ambiguous mix, no rows.
     """
+    from md_csd_tf.data.manifest import read_manifest, select
     from md_csd_tf.errors import UserError
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: manifest not found; run md-csd prepare first")
-    table = pd.read_csv(path)
-    missing = [c for c in ("path", "label") if c not in table.columns]
-    if missing:
-        raise UserError(f"{path}: not a manifest, lacks column(s) {missing}")
-    if split is not None:
-        if "split" not in table.columns:
-            raise UserError(f"{path}: has no split column to select {split!r}")
-        table = table[table["split"] == split]
-    if table.empty:
-        raise UserError(f"{path}: no rows{'' if split is None else f' in split {split!r}'}")
-    table = table.copy()
-    table["path"] = [str(path.parent / p) for p in table["path"]]
+    table = read_manifest(path)
+    for column, chosen, flag in (
+        ("dataset", dataset, "--dataset"),
+        ("compression", compression, "--compression"),
+    ):
+        values = sorted(table[column].dropna().astype(str).unique())
+        if chosen is None and len(values) > 1:
+            raise UserError(f"{path}: holds several {column}s {values}; pick one with {flag}")
+    table = select(table, split=split, dataset=dataset, compression=compression)
+    table["path"] = table["abs_path"]
     return table
 
 
@@ -176,8 +181,10 @@ def spectrum_report(
     split: str | None = None,
     max_per_group: int | None = 500,
     seed: int = 0,
+    dataset: str | None = None,
+    compression: str | None = None,
 ) -> dict:
-    """Computes and writes the Fig. 1 spectra for a manifest.
+    """Computes and writes the Fig. 1 spectra for a manifest (one dataset and compression).
 
     Writes `spectrum.png` (grid), `spectrum_{group}.png`, `spectrum_diff_{method}.png`,
     `spectrum_means.npy` `(G, H, W)` and `spectrum.json` (group order and counts).
@@ -187,7 +194,7 @@ def spectrum_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = load_manifest(manifest, split)
+    table = load_manifest(manifest, split, dataset, compression)
     table = sample_per_group(table, group_names(table), max_per_group, seed)
     names, means, counts = mean_spectra(table)
     np.save(out_dir / "spectrum_means.npy", means)

@@ -98,6 +98,8 @@ def tsne_report(
     max_samples: int = 1000,
     seed: int = 0,
     batch_size: int = 32,
+    dataset: str | None = None,
+    compression: str | None = None,
 ) -> dict:
     """Features, t-SNE, `tsne.png` and `tsne.csv` (path, label, group, x, y) in `out_dir`.
 
@@ -105,7 +107,7 @@ def tsne_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = load_manifest(manifest, split)
+    table = load_manifest(manifest, split, dataset, compression)
     groups = group_names(table)
     per_group = max(1, max_samples // max(groups.nunique(), 1))
     table = sample_per_group(table, groups, per_group, seed).reset_index(drop=True)

@@ -415,6 +415,52 @@ def _check(config: ExtractConfig) -> None:
         raise UserError(f"detect_every must be >= 1, got {config.detect_every}")
 
 
+def _crop_settings(config: ExtractConfig) -> dict:
+    settings = {"image_size": config.image_size, "scale": config.scale, "format": config.format,
+                "pick": config.pick}  # fmt: skip
+    if config.format == "jpg":
+        settings["jpeg_quality"] = config.jpeg_quality
+    return settings
+
+
+def _check_same_settings(out: Path, config: ExtractConfig, jobs: list[_Job]) -> None:
+    """Refuses to mix crops made with other options into one output folder.
+
+    Resume skips every finished video folder, so without this check a re-run with, say,
+    ``--image-size 224`` would report success and leave the old 299 px crops in the manifest.
+    """
+    path = out / "crop_settings.json"
+    settings = _crop_settings(config)
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = settings
+        changed = sorted(
+            k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k)
+        )
+        if changed:
+            was = ", ".join(f"{k}={previous.get(k)}" for k in changed)
+            raise UserError(
+                f"{out}: holds crops made with {was}; use the same options or another --out"
+            )
+    else:
+        _replace_text(path, json.dumps(settings, indent=1))
+    for job in jobs:
+        info_path = Path(job.folder) / "video.json"
+        if not (Path(job.folder) / "frames.csv").is_file() or not info_path.is_file():
+            continue
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (info.get("requested"), info.get("sampling")) != (job.count, job.sampling):
+            raise UserError(
+                f"{job.folder}: extracted with {info.get('requested')} {info.get('sampling')} "
+                f"frames, now {job.count} {job.sampling} are asked for; use another --out"
+            )
+
+
 def extract_faces(config: ExtractConfig) -> ExtractResult:
     """Runs the extraction job (see the module docstring for what it writes).
 
@@ -456,6 +502,7 @@ def extract_faces(config: ExtractConfig) -> ExtractResult:
     reuse_phase = config.reuse_original_boxes and config.dataset == "ffpp"
     first = [r for r in videos if not (reuse_phase and r.original_id)]
     second = [r for r in videos if reuse_phase and r.original_id]
+    _check_same_settings(out, config, [job(r) for r in videos])
     workers = min(workers, max(len(videos), 1))
     with (
         tqdm(total=len(videos), unit="video", disable=not config.progress) as bar,

@@ -6,6 +6,8 @@ import math
 
 import keras
 
+from md_csd_tf.training.grouped_adam import unwrap_optimizer
+
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
 class ReduceBothLROnPlateau(keras.callbacks.Callback):
@@ -59,7 +61,7 @@ class ReduceBothLROnPlateau(keras.callbacks.Callback):
         if self.wait < self.patience:
             return
         self.wait = 0
-        optimizer = self.model.optimizer
+        optimizer = unwrap_optimizer(self.model.optimizer)
         old = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         new = max(old * self.factor, self.min_lr)
         if new >= old:

@@ -90,3 +90,10 @@ class GroupedAdam(keras.optimizers.Adam):
             stitch_variable_name=self.stitch_variable_name,
         )
         return config
+
+
+def unwrap_optimizer(optimizer):
+    """The optimizer that holds the learning rates: under mixed precision Keras wraps the
+    compiled optimizer in a `LossScaleOptimizer`, which does not forward `stitch_learning_rate`.
+    """
+    return getattr(optimizer, "inner_optimizer", optimizer)

@@ -41,9 +41,11 @@ def make_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.di
     if name == "mirrored":
         # Without GPUs, mirror over the logical CPUs (one unless the CPU was split, as the tests
         # do) so the distributed code path can be exercised anywhere.
-        devices = devices or [d.name for d in tf.config.list_logical_devices("GPU")] or [
-            d.name for d in tf.config.list_logical_devices("CPU")
-        ]
+        devices = (
+            devices
+            or [d.name for d in tf.config.list_logical_devices("GPU")]
+            or [d.name for d in tf.config.list_logical_devices("CPU")]
+        )
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.get_strategy()
 

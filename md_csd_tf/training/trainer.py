@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import keras
+import pandas as pd
 import tensorflow as tf
 
 from md_csd_tf._version import __version__
@@ -37,6 +38,7 @@ from md_csd_tf.errors import UserError
 from md_csd_tf.models.md_csd import VARIANTS, build_model
 from md_csd_tf.models.saving import load_model
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
+from md_csd_tf.training.grouped_adam import unwrap_optimizer
 from md_csd_tf.training.recipe import compile_model
 from md_csd_tf.training.strategy import is_chief, make_strategy
 
@@ -160,8 +162,9 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.state["best_epoch"] = epoch + 1
         self.state["epoch"] = epoch + 1
         self.state["plateau"] = self.plateau.get_state()
-        self.state["learning_rate"] = _as_float(self.model.optimizer.learning_rate)
-        self.state["stitch_learning_rate"] = _as_float(self.model.optimizer.stitch_learning_rate)
+        optimizer = unwrap_optimizer(self.model.optimizer)
+        self.state["learning_rate"] = _as_float(optimizer.learning_rate)
+        self.state["stitch_learning_rate"] = _as_float(optimizer.stitch_learning_rate)
         if not self.write:
             return
         if improved:
@@ -189,42 +192,84 @@ def _load_frames(config: TrainConfig):
     return train, val
 
 
+# Settings that may change between a run and its resumption: how long and how it is run, not
+# what is trained. Everything else must match, or the resumed run would silently mix two setups.
+_RESUMABLE_CHANGES = {"epochs", "verbose", "run_eagerly", "strategy", "out_dir"}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"{path}: unreadable ({error}); delete the run folder's state.json to start afresh, "
+            "or use a new --out."
+        ) from error
+
+
 def _prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "state.json"
-    if state_path.is_file() and (out / "last.keras").is_file():
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-        previous = json.loads((out / "config.json").read_text(encoding="utf-8"))["config"]
-        changed = [
-            k
-            for k in (
-                "variant",
-                "transform",
-                "image_size",
-                "middle_blocks",
-                "dataset",
-                "compression",
-            )
-            if previous.get(k) != getattr(config, k)
-        ]
-        if changed:
-            raise UserError(
-                f"{out}: holds a run with different {changed}; use a new --out folder to start afresh."
-            )
-        return out, state
-    return out, None
+    if not (state_path.is_file() and (out / "last.keras").is_file()):
+        return out, None
+    state = _read_json(state_path)
+    previous = _read_json(out / "config.json").get("config", {})
+    current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists, as stored
+    changed = sorted(
+        key for key in current.keys() - _RESUMABLE_CHANGES if previous.get(key) != current[key]
+    )
+    if changed:
+        raise UserError(
+            f"{out}: holds a run with different {', '.join(changed)}; resume with the same "
+            "settings, or use a new --out to start afresh."
+        )
+    return out, state
+
+
+def _check_config(config: TrainConfig) -> None:
+    if config.variant not in VARIANTS:
+        raise UserError(f"unknown variant {config.variant!r}; choose one of {list(VARIANTS)}.")
+    if config.image_size < 71:
+        raise UserError(f"--image-size {config.image_size}: Xception needs at least 71 px.")
+    if not 0 <= config.middle_blocks <= 8:
+        raise UserError(f"--middle-blocks {config.middle_blocks}: Xception has 0 to 8.")
+    weights = config.rgb_weights
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise UserError(
+            f"{weights}: RGB weights file not found; pass 'imagenet', 'none' or a Keras "
+            "Xception weights file (include_top=False)."
+        )
+
+
+def _check_crops_exist(frames, manifest: str) -> None:
+    missing = [p for p in frames["abs_path"] if not os.path.exists(p)]
+    if missing:
+        raise UserError(
+            f"{manifest}: {len(missing)} listed crops are missing on disk (e.g. {missing[0]}); "
+            "re-run `md-csd prepare` into the manifest's folder."
+        )
 
 
 def train(config: TrainConfig) -> TrainResult:
     """Trains (or resumes) one run; see the module docstring for what it writes."""
-    if config.variant not in VARIANTS:
-        raise UserError(f"unknown variant {config.variant!r}; choose one of {list(VARIANTS)}.")
-    keras.utils.set_random_seed(config.seed)
+    _check_config(config)
+    previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _train(config)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(config: TrainConfig) -> TrainResult:
     out, resumed = _prepare_run_dir(config)
+    # A resumed run continues the data stream instead of replaying epoch 1's order.
+    epoch_offset = resumed["epoch"] if resumed else 0
+    keras.utils.set_random_seed(config.seed + epoch_offset)
     train_frames, val_frames = _load_frames(config)
+    _check_crops_exist(pd.concat([train_frames, val_frames]), config.manifest)
     write = is_chief()
     if write and resumed is None:
         _atomic_json(
@@ -266,7 +311,7 @@ def train(config: TrainConfig) -> TrainResult:
             compile_model(model, config.base_lr, config.stitch_lr, jit_compile=False)
     model.run_eagerly = config.run_eagerly
 
-    pipeline = config.pipeline(model.branches)
+    pipeline = dataclasses.replace(config.pipeline(model.branches), seed=config.seed + epoch_offset)
     train_data = make_dataset(train_frames, pipeline, training=True)
     val_data = make_dataset(val_frames, pipeline, training=False)
     steps = config.steps_per_epoch or steps_per_epoch(train_frames, pipeline)
@@ -294,6 +339,7 @@ def train(config: TrainConfig) -> TrainResult:
             steps_per_epoch=steps,
             validation_data=val_data,
             validation_steps=config.validation_steps,
+            shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
             callbacks=callbacks,
             verbose=config.verbose,
         )

@@ -1,0 +1,50 @@
+"""The `md-csd` entry point: help, version, sub-command discovery, one-line user errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from md_csd_tf import __version__, cli
+
+COMMANDS = {"demo", "evaluate", "explain", "export", "make-demo-data", "predict", "prepare",
+            "spectrum", "train", "tsne"}  # fmt: skip
+
+
+def test_version_and_help_answer_without_importing_tensorflow():
+    # A fresh interpreter: `md-csd --help` must stay instant, so TensorFlow is imported lazily.
+    code = (
+        "import sys; from md_csd_tf import cli\n"
+        "try:\n    cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert f"md-csd-tf {__version__}" in out.stdout
+    assert out.stdout.strip().endswith("False")
+
+
+def test_every_sub_command_is_listed_in_help(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in COMMANDS)
+    assert {
+        action.dest for action in cli.build_parser()._subparsers._group_actions[0]._choices_actions
+    } >= COMMANDS
+
+
+def test_a_user_error_is_one_line_on_stderr_with_status_two(tmp_path, capsys):
+    code = cli.main(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "none.keras"),
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none.keras" in err[0] and err[0].startswith("md-csd evaluate: error:")
