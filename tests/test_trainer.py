@@ -133,3 +133,15 @@ def test_a_split_with_one_class_is_a_clear_error(manifest, tmp_path):
     # The class check comes before any crop is read, so the crops need not be beside this file.
     with pytest.raises(UserError, match="only fake"):
         train(tiny(str(one_class), tmp_path / "run"))
+
+
+def test_two_worker_multi_worker_mirrored_run_on_loopback():
+    """Two processes, a TF_CONFIG cluster on 127.0.0.1, one short epoch; bounded by a timeout."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "multiworker_smoke.py"
+    spec = importlib.util.spec_from_file_location("multiworker_smoke", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--steps", "1", "--timeout", "600"]) == 0

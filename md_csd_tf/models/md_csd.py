@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from md_csd_tf.frequency import TRANSFORMS
@@ -95,9 +96,7 @@ class MDCSDNetwork(keras.Model):
             )
 
         for spec in xception_stages(middle_blocks):
-            streams = {
-                name: apply_block(spec, x, name, bn_momentum) for name, x in streams.items()
-            }
+            streams = {name: apply_block(spec, x, name, bn_momentum) for name, x in streams.items()}
             if spec.name in stitches:
                 streams["rgb"], streams["freq"] = CrossStitch(
                     stitch_self_weight,
@@ -127,6 +126,47 @@ class MDCSDNetwork(keras.Model):
         self.per_channel_stitch = per_channel_stitch
         self.dropout = dropout
         self.bn_momentum = bn_momentum
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3 (up to at least 3.15) builds a model created under a strategy from one batch,
+        # which it first averages across replicas with a single `strategy.reduce` over the whole
+        # nested batch. MultiWorkerMirroredStrategy's collective reduce takes tensors, not the
+        # dict our two inputs form, so `fit` fails before the first step on a cluster. Averaging
+        # leaf by leaf (same order on every worker) gives Keras the batch it wanted.
+        strategy = self._distribute_strategy
+        if iterator is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            batch = next(batches)
+            data_batch = tf.nest.map_structure(
+                lambda value: (
+                    strategy.reduce("MEAN", value, axis=None)
+                    if isinstance(value, tf.distribute.DistributedValues)
+                    else value
+                ),
+                batch,
+            )
+            break
+        return super()._maybe_symbolic_build(data_batch=data_batch)
+
+    def _multi_worker(self) -> bool:
+        strategy = self._distribute_strategy
+        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+            strategy.cluster_resolver.cluster_spec().num_tasks("worker") > 1
+        )
+
+    def _as_worker_vectors(self, logs):
+        # Keras 3 averages a multi-worker step's logs with `strategy.reduce("MEAN", v, axis=0)`,
+        # which has no axis 0 for the scalar loss and metrics; give each a length-1 axis.
+        if not self._multi_worker():
+            return logs
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+    def train_step(self, data):
+        return self._as_worker_vectors(super().train_step(data))
+
+    def test_step(self, data):
+        return self._as_worker_vectors(super().test_step(data))
 
     @property
     def branches(self) -> tuple[str, ...]:

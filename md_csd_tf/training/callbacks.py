@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 
 from md_csd_tf.training.grouped_adam import unwrap_optimizer
 
@@ -53,6 +54,7 @@ class ReduceBothLROnPlateau(keras.callbacks.Callback):
         current = (logs or {}).get(self.monitor)
         if current is None:
             return
+        current = float(np.mean(current))  # a multi-worker run logs length-1 vectors
         if current < self.best - self.min_delta:
             self.best = float(current)
             self.wait = 0

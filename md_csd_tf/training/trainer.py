@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -153,7 +154,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.write = write
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = {k: float(v) for k, v in (logs or {}).items()}
+        # np.mean: a multi-worker run logs length-1 vectors (see MDCSDNetwork.train_step).
+        logs = {k: float(np.mean(v)) for k, v in (logs or {}).items()}
         self.state["history"].append({"epoch": epoch + 1, **logs})
         accuracy = logs.get("val_accuracy", -math.inf)
         improved = accuracy > self.state["best_val_accuracy"]
