@@ -51,13 +51,15 @@ class TrainConfig:
     Attributes:
         manifest: manifest.csv written by `md-csd prepare`.
         out_dir: the run folder (created; an existing one is resumed).
-        dataset / compression / methods: which crops to train on; `methods=None` takes all
-            manipulations in the manifest (the paper's "all" setting) plus all reals.
+        dataset / compression / methods: which crops to train on; `methods=None` takes every
+            manipulation in the manifest plus all reals. The paper's "all" is FF++'s four
+            methods, which `workflows.run_ff` passes explicitly (newer FF++ adds FaceShifter).
         variant / transform / image_size / middle_blocks: the model (`build_model`).
         rgb_weights: "imagenet" (paper), None, or a weights file.
         bn_momentum: BatchNormalization momentum (Xception's 0.99; lower for short runs).
-        epochs: epochs to train in total (the paper does not state it; 20 with the plateau
-            schedule converges on FF++ in practice).
+        epochs: epochs to train in total. The paper does not state it; 20 is our default
+            (with the plateau schedule the rate has been cut several times by then), not a
+            measured optimum.
         batch_size: global batch, 32 in the paper.
         base_lr / stitch_lr: 2e-4 and 1e-3 (paper).
         plateau_factor / plateau_patience: x0.2 after 3 epochs without val-loss improvement.
