@@ -52,7 +52,10 @@ def main(argv=None) -> int:
         parser.error("--data is required (or use --demo)")
     elif args.smoke:
         base = dict(workflows.SMOKE)
-    outcome = workflows.ablation(args.table, data, out, args.compression, **{**base, **given})
+    prefix = workflows.STAND_IN if args.demo else ""
+    outcome = workflows.ablation(
+        args.table, data, out, args.compression, title_prefix=prefix, **{**base, **given}
+    )
     print(Path(outcome["table"]).read_text())
     return 0
 

@@ -149,7 +149,14 @@ def cross_dataset(
     return {"test": metrics, "table": str(md)}
 
 
-def ablation(table: str, manifest: str, out: str, compression: str = "c23", **overrides) -> dict:
+def ablation(
+    table: str,
+    manifest: str,
+    out: str,
+    compression: str = "c23",
+    title_prefix: str = "",
+    **overrides,
+) -> dict:
     """Table V (variants rgb ... md_csd) or Table VI (transforms dwt, fft, dct) on FF++, all
     manipulations, same data and budget for every row; the table lists test AUC (video level,
     as Table II, whose md_csd/dct value Tables V and VI repeat)."""
@@ -185,10 +192,12 @@ def ablation(table: str, manifest: str, out: str, compression: str = "c23", **ov
         md, _ = write_table(
             rows,
             Path(out) / "results" / f"table_{table.lower()}",
-            title=f"Table {table} (AUC, FF++ {compression})",
+            title=f"{title_prefix}Table {table} (AUC, FF++ {compression})",
         )
     return {"aucs": aucs, "runs": outcomes, "table": str(md)}
 
+
+STAND_IN = "Demo on stand-in data (not FF++; the paper column is real FF++): "
 
 # The demo: small enough for a 2-core CPU in a few minutes, large enough to learn the stand-in
 # artifacts. Xception's minimum input and no middle flow keep its entry and exit flows (and all
@@ -252,8 +261,7 @@ def demo(out: str = "demo_run", smoke: bool = False, videos: int = 20, **overrid
         progress=settings.get("verbose", 1) > 0,
     )
     # The tables say plainly that these are stand-in videos, next to the paper's real-data numbers.
-    stand_in = "Demo on stand-in data (not FF++; the paper column is real FF++): "
-    outcome = run_ff(manifest, out, "c23", "all", title_prefix=stand_in, **settings)
+    outcome = run_ff(manifest, out, "c23", "all", title_prefix=STAND_IN, **settings)
     model = outcome["train"]["best_model"]
     crosses = {
         ds: cross_dataset(
@@ -264,7 +272,7 @@ def demo(out: str = "demo_run", smoke: bool = False, videos: int = 20, **overrid
             settings["batch_size"],
             settings["verbose"],
             settings.get("max_frames_per_video"),
-            title_prefix=stand_in,
+            title_prefix=STAND_IN,
         )
         for ds in ("celebdf", "dfd")
     }
