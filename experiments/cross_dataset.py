@@ -21,10 +21,13 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True, help="manifest.csv holding the target dataset")
     parser.add_argument("--dataset", required=True, choices=("celebdf", "dfd"))
     parser.add_argument("--out", default=".")
+    parser.add_argument(
+        "--compression", default=None, help="DFD quality level if several were prepared (c23)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     outcome = workflows.cross_dataset(
-        args.model, args.data, args.dataset, args.out, args.batch_size
+        args.model, args.data, args.dataset, args.out, args.batch_size, compression=args.compression
     )
     print(json.dumps(outcome["test"]["frame"]["overall"], indent=2))
     print(Path(outcome["table"]).read_text())

@@ -132,8 +132,14 @@ def cross_dataset(
     authors prescribe; DFD is all test data, scored the same way. `compression` picks one
     DFD quality level when several were prepared (Celeb-DF has one).
     """
+    table = read_manifest(manifest)
+    levels = sorted(table.loc[table["dataset"] == dataset, "compression"].dropna().unique())
+    if compression is None and len(levels) > 1:
+        raise UserError(
+            f"{manifest}: {dataset} was prepared at {levels}; pick one with --compression"
+        )
     frames = select(
-        read_manifest(manifest),
+        table,
         split="test",
         dataset=dataset,
         compression=compression,

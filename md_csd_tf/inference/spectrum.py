@@ -40,6 +40,7 @@ def load_manifest(
     from md_csd_tf.errors import UserError
 
     table = read_manifest(path)
+    # Dataset first, then compression within it (Celeb-DF's crops have compression "original").
     for column, chosen, flag in (
         ("dataset", dataset, "--dataset"),
         ("compression", compression, "--compression"),
@@ -47,7 +48,9 @@ def load_manifest(
         values = sorted(table[column].dropna().astype(str).unique())
         if chosen is None and len(values) > 1:
             raise UserError(f"{path}: holds several {column}s {values}; pick one with {flag}")
-    table = select(table, split=split, dataset=dataset, compression=compression)
+        if chosen is not None:
+            table = select(table, **{column: chosen})
+    table = select(table, split=split)
     table["path"] = table["abs_path"]
     return table
 

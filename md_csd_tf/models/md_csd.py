@@ -150,9 +150,11 @@ class MDCSDNetwork(keras.Model):
         return super()._maybe_symbolic_build(data_batch=data_batch)
 
     def _multi_worker(self) -> bool:
+        # The same test Keras applies before averaging logs along axis 0 (chief + workers).
         strategy = self._distribute_strategy
-        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-            strategy.cluster_resolver.cluster_spec().num_tasks("worker") > 1
+        return (
+            isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode()
         )
 
     def _as_worker_vectors(self, logs):

@@ -15,8 +15,8 @@ def _cluster_configured() -> bool:
         config = json.loads(os.environ.get("TF_CONFIG", "{}"))
     except ValueError:
         return False
-    workers = config.get("cluster", {}).get("worker", [])
-    return len(workers) > 1
+    cluster = config.get("cluster", {})
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", [])) > 1
 
 
 def make_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.distribute.Strategy:

@@ -198,7 +198,23 @@ def _load_frames(config: TrainConfig):
 
 # Settings that may change between a run and its resumption: how long and how it is run, not
 # what is trained. Everything else must match, or the resumed run would silently mix two setups.
-_RESUMABLE_CHANGES = {"epochs", "verbose", "run_eagerly", "strategy", "out_dir"}
+# rgb_weights and freq_stat_samples only shape a fresh model; a resumed one comes from last.keras.
+_RESUMABLE_CHANGES = {
+    "epochs", "verbose", "run_eagerly", "strategy", "out_dir", "steps_per_epoch",
+    "validation_steps", "rgb_weights", "freq_stat_samples",
+}  # fmt: skip
+
+
+def _comparable(config: dict) -> dict:
+    """A stored or current config in one form: JSON types, the manifest as a resolved file."""
+    config = json.loads(json.dumps(config, default=str))
+    manifest = Path(config.get("manifest") or ".")
+    if manifest.is_dir():
+        manifest = manifest / "manifest.csv"
+    config["manifest"] = str(manifest.resolve())
+    if config.get("methods"):
+        config["methods"] = sorted(config["methods"])
+    return config
 
 
 def _read_json(path: Path) -> dict:
@@ -218,8 +234,8 @@ def _prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
     if not (state_path.is_file() and (out / "last.keras").is_file()):
         return out, None
     state = _read_json(state_path)
-    previous = _read_json(out / "config.json").get("config", {})
-    current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists, as stored
+    previous = _comparable(_read_json(out / "config.json").get("config", {}))
+    current = _comparable(dataclasses.asdict(config))
     changed = sorted(
         key for key in current.keys() - _RESUMABLE_CHANGES if previous.get(key) != current[key]
     )
@@ -239,7 +255,8 @@ def _check_config(config: TrainConfig) -> None:
     if not 0 <= config.middle_blocks <= 8:
         raise UserError(f"--middle-blocks {config.middle_blocks}: Xception has 0 to 8.")
     weights = config.rgb_weights
-    if weights not in (None, "imagenet") and not Path(weights).is_file():
+    resuming = (Path(config.out_dir) / "state.json").is_file()  # weights are in last.keras then
+    if not resuming and weights not in (None, "imagenet") and not Path(weights).is_file():
         raise UserError(
             f"{weights}: RGB weights file not found; pass 'imagenet', 'none' or a Keras "
             "Xception weights file (include_top=False)."
