@@ -24,18 +24,15 @@ SPLITS = Path(synthetic.__file__).resolve().parent.parent / "resources" / "ff_sp
 FRAMES, SIZE = 5, (256, 192)
 
 
+# The smallest dataset that still has every split, method and layout: one FF++ pair per split.
+TINY_DATASET = dict(pairs=(1, 1, 1), frames=FRAMES, size=SIZE, dfd_actors=2, dfd_scenes=1,
+                    celebdf_videos=2)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    summary = synthetic.make_demo_dataset(
-        root,
-        pairs=(1, 1, 1),
-        frames=FRAMES,
-        size=SIZE,
-        dfd_actors=2,
-        dfd_scenes=1,
-        celebdf_videos=2,
-    )
+    summary = synthetic.make_demo_dataset(root, **TINY_DATASET)
     return root, summary
 
 
@@ -131,15 +128,7 @@ def test_videos_open_with_requested_frames_and_size(dataset):
 
 def test_rerun_skips_finished_videos(dataset):
     root, summary = dataset
-    again = synthetic.make_demo_dataset(
-        root,
-        pairs=(1, 1, 1),
-        frames=FRAMES,
-        size=SIZE,
-        dfd_actors=2,
-        dfd_scenes=1,
-        celebdf_videos=2,
-    )
+    again = synthetic.make_demo_dataset(root, **TINY_DATASET)
     assert again["written"] == 0 and again["skipped"] == summary["written"]
     assert again["ffpp"]["pairs"] == summary["ffpp"]["pairs"]  # deterministic given the seed
 
