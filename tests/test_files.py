@@ -91,9 +91,8 @@ def test_second_process_is_refused_with_the_holders_pid(tmp_path):
 def test_lock_is_released_on_exit_and_reusable(tmp_path):
     with OutputLock(tmp_path, "a"):
         pass
-    with OutputLock(tmp_path, "b"):
-        with pytest.raises(UserError, match="in use by b"):
-            OutputLock(tmp_path, "c").acquire()
+    with OutputLock(tmp_path, "b"), pytest.raises(UserError, match="in use by b"):
+        OutputLock(tmp_path, "c").acquire()
 
 
 def test_check_writable_refuses_a_path_under_a_file(tmp_path):
