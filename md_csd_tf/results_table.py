@@ -12,29 +12,18 @@ import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from md_csd_tf.files import atomic_write_text
+from md_csd_tf.names import COMPRESSIONS, FFPP_METHODS, canonical_method
 from md_csd_tf.paper import OURS, paper_table, paper_value
 
 COLUMNS = ("setting", "metric", "ours", "paper", "delta")
 ACC = "Acc (%)"
 AUC = "AUC"
 
-#: --manipulation values and short names -> the FF++ method names used in Table I.
-MANIPULATIONS = {
-    "deepfakes": "Deepfakes",
-    "df": "Deepfakes",
-    "face2face": "Face2Face",
-    "f2f": "Face2Face",
-    "faceswap": "FaceSwap",
-    "fs": "FaceSwap",
-    "neuraltextures": "NeuralTextures",
-    "nt": "NeuralTextures",
-}
-COMPRESSIONS = {"c23": "HQ", "c40": "LQ"}
 _TABLE_V_LABELS = {
     "rgb": "RGB branch only (Xception)",
     "freq": "frequency branch only",
@@ -67,18 +56,6 @@ def _format(value: Any, metric: str) -> str:
     return str(value).replace("|", "\\|")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_table(
     rows: Iterable[Mapping[str, Any]], out_stem: str | os.PathLike, title: str | None = None
 ) -> tuple[Path, Path]:
@@ -108,14 +85,14 @@ def write_table(
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("paper: numbers as printed in Agarwal et al., FG 2021; delta = ours - paper.")
-    _atomic_write_text(md_path, "\n".join(lines) + "\n")
+    atomic_write_text(md_path, "\n".join(lines) + "\n")
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in table:
         writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in columns})
-    _atomic_write_text(csv_path, buffer.getvalue())
+    atomic_write_text(csv_path, buffer.getvalue())
     return md_path, csv_path
 
 
@@ -179,11 +156,9 @@ def ff_rows(
         paper_acc = paper_value("II", OURS, compression, "acc")
         paper_auc = paper_value("II", OURS, compression, "auc")
     else:
-        name = MANIPULATIONS.get(manipulation.lower())
-        if name is None:
-            raise ValueError(
-                f"unknown manipulation {manipulation!r}; use all or one of FF++'s four"
-            )
+        name = canonical_method(manipulation)
+        if name not in FFPP_METHODS:
+            raise ValueError(f"{name} is not in the paper's tables; use one of {FFPP_METHODS}")
         setting = f"{quality}, {name} (Table I)"
         paper_acc, paper_auc = paper_value("I", OURS, name, compression), None
     ours_acc = None if acc is None else round(100.0 * acc, 6)
@@ -193,11 +168,26 @@ def ff_rows(
     ]
 
 
+def table_iii_rows(ff_deepfakes_auc: float | None, celebdf_auc: float | None) -> list[dict]:
+    """Table III's two columns, from one FF++-trained model: AUC on the FF++ test set's
+    Deepfakes class and on Celeb-DF (frame level, both)."""
+    return [
+        {
+            "setting": "FF++ test, Deepfakes vs real, frame-level (Table III, first column)",
+            "metric": AUC,
+            "ours": ff_deepfakes_auc,
+            "paper": paper_value("III", OURS, "ff++"),
+        },
+        *cross_dataset_rows("celebdf", celebdf_auc),
+    ]
+
+
 def cross_dataset_rows(dataset: str, auc: float | None) -> list[dict[str, Any]]:
     """Cross-dataset AUC of a model trained on FF++: Table III (celebdf) or Table IV (dfd)."""
     key = dataset.lower().replace("-", "").replace("_", "")
     if key == "celebdf":
-        setting, paper = "FF++ -> Celeb-DF, frame-level (Table III)", paper_value("III", OURS, key)
+        setting = "FF++ -> Celeb-DF, frame-level (Table III, second column)"
+        paper = paper_value("III", OURS, key)
     elif key == "dfd":
         setting, paper = "FF++ -> DFD (Table IV)", paper_value("IV", OURS, key)
     else:

@@ -1,8 +1,16 @@
 """End-to-end experiments of the paper (Tables I-VI) and the built-in demo.
 
 The scripts in `experiments/` only parse arguments and call these functions, so every table is
-produced by the same trainer and evaluator. Each function writes `results/<name>.md` and `.csv`
-with the paper's number beside ours, plus the run folders it trained.
+produced by the same trainer and evaluator from the named configs of `md_csd_tf.experiments`:
+
+    out/runs/<run>-<hash>/          one folder per trained model, shared by every table cell
+                                    that needs it (`Run.folder_name`); test/ holds its FF++ test
+                                    metrics, cross_celebdf/ and cross_dfd/ its cross-dataset ones
+    out/results/table_<n>.md|csv    each paper table, assembled from whatever runs have finished
+    out/results/tables.md           all six, the paper's numbers beside ours
+
+A finished run is never trained again: training resumes it (or does nothing), and evaluation
+files newer than the model are read instead of recomputed.
 """
 
 from __future__ import annotations
@@ -11,59 +19,237 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from md_csd_tf.data.manifest import read_manifest, select
 from md_csd_tf.errors import UserError
-from md_csd_tf.models.md_csd import VARIANTS
+from md_csd_tf.experiments import (
+    DEMO,
+    EXPERIMENTS,
+    PAPER,
+    SMOKE,
+    Experiment,
+    Profile,
+    Run,
+    experiments_of,
+)
+from md_csd_tf.files import atomic_write_json, atomic_write_text
+from md_csd_tf.names import COMPRESSIONS, FFPP_METHODS
+from md_csd_tf.paper import TABLES
 from md_csd_tf.results_table import (
     cross_dataset_rows,
     ff_rows,
+    table_iii_rows,
     table_v_rows,
     table_vi_rows,
     write_table,
 )
-from md_csd_tf.training.trainer import TrainConfig
 
-MANIPULATIONS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
-TRANSFORMS = ("dwt", "fft", "dct")
-
-# Settings that make every workflow finish in seconds on a CPU (tests, `--smoke`): Xception's
-# minimum input, no middle flow, one short epoch, eager steps (no 30 s graph trace).
-SMOKE = dict(
-    image_size=71,
-    middle_blocks=0,
-    rgb_weights=None,
-    epochs=1,
-    steps_per_epoch=2,
-    validation_steps=1,
-    batch_size=4,
-    freq_stat_samples=16,
-    run_eagerly=True,
-    verbose=0,
+STAND_IN = "Demo on stand-in data (not FF++; the paper column is real FF++): "
+CROSS_MODEL_NOTE = (
+    "Cross-dataset tables score the Table II c23 model (FF++ c23, all four manipulations); "
+    "the paper does not say which FF++ model it used (docs/reading-the-paper.md)."
 )
 
 
-def _evaluate(model_path: str, frames, out_dir: Path, batch_size: int, verbose: int) -> dict:
+def run_dir(out: str | Path, run: Run, settings: Mapping) -> Path:
+    return Path(out) / "runs" / run.folder_name(settings)
+
+
+def train_run(run: Run, manifest: str, out: str | Path, settings: Mapping) -> Path:
+    """Trains `run` (or resumes it, or finds it finished); returns its folder."""
+    from md_csd_tf.training.trainer import TrainConfig, train
+
+    folder = run_dir(out, run, settings)
+    train(TrainConfig(manifest=manifest, out_dir=str(folder), **run.train_settings(settings)))
+    return folder
+
+
+def _fresh(metrics: Path, model: Path) -> bool:
+    # Evaluation files written after the model they score are reused, never recomputed.
+    return metrics.is_file() and metrics.stat().st_mtime >= model.stat().st_mtime
+
+
+def evaluate_on(
+    model_path: str | Path,
+    frames: pd.DataFrame,
+    out_dir: Path,
+    batch_size: int = 32,
+    verbose: int = 1,
+) -> dict:
+    """Metrics of a saved model on `frames`, written to `out_dir` (reused when fresh)."""
     from md_csd_tf.models.saving import load_model
     from md_csd_tf.training.evaluate import evaluate_model
 
+    metrics = out_dir / "metrics.json"
+    if _fresh(metrics, Path(model_path)):
+        return json.loads(metrics.read_text(encoding="utf-8"))
     model = load_model(model_path, compile=False)
     return evaluate_model(model, frames, out_dir, batch_size=batch_size, verbose=verbose)
 
 
-def _train_and_test(config: TrainConfig, test_frames) -> dict:
-    from md_csd_tf.training.trainer import train
-
-    result = train(config)
-    metrics = _evaluate(
-        result.best_model,
-        test_frames,
-        Path(config.out_dir) / "test",
-        config.batch_size,
-        config.verbose,
+def _ff_test_frames(manifest: str, run: Run, settings: Mapping) -> pd.DataFrame:
+    return select(
+        read_manifest(manifest),
+        split="test",
+        dataset="ffpp",
+        compression=run.compression,
+        methods=run.methods,
+        max_frames_per_video=settings.get("max_frames_per_video"),
     )
-    return {"train": dataclasses.asdict(result), "test": metrics}
+
+
+def cross_frames(
+    manifest: str, dataset: str, compression: str | None = None, max_frames: int | None = None
+) -> pd.DataFrame:
+    """Celeb-DF's listed test videos or DFD, at one quality level (ask when several)."""
+    table = read_manifest(manifest)
+    levels = sorted(table.loc[table["dataset"] == dataset, "compression"].dropna().unique())
+    if compression is None and len(levels) > 1:
+        raise UserError(
+            f"{manifest}: {dataset} was prepared at {levels}; pick one with --compression"
+        )
+    return select(
+        table, split="test", dataset=dataset, compression=compression,
+        max_frames_per_video=max_frames,
+    )  # fmt: skip
+
+
+def run_experiment(
+    experiment: Experiment, manifest: str, out: str | Path, settings: Mapping
+) -> Path:
+    """Trains (or reuses) the experiment's run and writes what its table cell reads."""
+    folder = train_run(experiment.run, manifest, out, settings)
+    batch, verbose = settings.get("batch_size", 32), settings.get("verbose", 1)
+    model = folder / "best.keras"
+    evaluate_on(
+        model, _ff_test_frames(manifest, experiment.run, settings), folder / "test", batch, verbose
+    )
+    if experiment.measure != "ff_test":
+        frames = cross_frames(
+            manifest, experiment.measure, max_frames=settings.get("max_frames_per_video")
+        )
+        evaluate_on(model, frames, folder / f"cross_{experiment.measure}", batch, verbose)
+    return folder
+
+
+# -- reading finished runs into tables ----------------------------------------------------------
+
+
+def _metrics(folder: Path, name: str) -> dict | None:
+    path = folder / name / "metrics.json"
+    model = folder / "best.keras"
+    if not (model.is_file() and path.is_file()):
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _state(folder: Path) -> str:
+    """What a table shows about a run: finished, training (epoch k of n) or not run."""
+    if not folder.is_dir():
+        return "not run"
+    try:
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))["config"]
+    except (OSError, ValueError, KeyError):
+        return "not run"
+    if state.get("epoch", 0) >= config.get("epochs", math.inf):
+        return "finished" if (folder / "test" / "metrics.json").is_file() else "trained, not tested"
+    return f"training (epoch {state.get('epoch', 0)} of {config.get('epochs')})"
+
+
+def measured(experiment: Experiment, out: str | Path, settings: Mapping) -> dict:
+    """Our numbers for one cell from its finished run: `{"acc", "auc", ...}` (None if not run).
+
+    FF++ cells are video-level (mean frame probability, the paper's "average ... for all the
+    frames in a video"); cross-dataset cells are frame-level (Celeb-DF's protocol), and so is
+    Table III's FF++ Deepfakes column, from the same model and at the same level.
+    """
+    folder = run_dir(out, experiment.run, settings)
+    found = {"run": f"{folder.name} ({_state(folder)})"}
+    test = _metrics(folder, "test")
+    if experiment.measure == "ff_test":
+        video = (test or {}).get("video", {}).get("overall", {})
+        found.update(acc=video.get("accuracy"), auc=video.get("auc"))
+        return found
+    cross = _metrics(folder, f"cross_{experiment.measure}")
+    found["auc"] = ((cross or {}).get("frame") or {}).get("overall", {}).get("auc")
+    deepfakes = ((test or {}).get("frame") or {}).get("per_manipulation", {}).get("Deepfakes")
+    found["ff_deepfakes_auc"] = (deepfakes or {}).get("auc")
+    return found
+
+
+def _rows(table: str, out: str | Path, settings: Mapping) -> list[dict]:
+    rows = []
+    cells = {e.name: measured(e, out, settings) for e in experiments_of(table)}
+    if table in ("I", "II"):
+        for experiment in experiments_of(table):
+            cell = cells[experiment.name]
+            for row in ff_rows(
+                experiment.run.compression, experiment.run.manipulation, cell["acc"], cell["auc"]
+            ):
+                rows.append({**row, "run": cell["run"]})
+    elif table == "III":
+        cell = cells["table3_celebdf"]
+        rows = [
+            {**r, "run": cell["run"]} for r in table_iii_rows(cell["ff_deepfakes_auc"], cell["auc"])
+        ]
+    elif table == "IV":
+        cell = cells["table4_dfd"]
+        rows = [{**r, "run": cell["run"]} for r in cross_dataset_rows("dfd", cell["auc"])]
+    else:
+        key = "variant" if table == "V" else "transform"
+        aucs = {getattr(e.run, key): cells[e.name]["auc"] for e in experiments_of(table)}
+        runs = [cells[e.name]["run"] for e in experiments_of(table)]
+        build = table_v_rows if table == "V" else table_vi_rows
+        rows = [{**r, "run": run} for r, run in zip(build(aucs), runs, strict=True)]
+    return rows
+
+
+def assemble_tables(
+    out: str | Path, settings: Mapping, title_prefix: str = "", tables=TABLES
+) -> Path:
+    """Writes `results/table_<n>.md|csv` for each table and `results/tables.md` with all of them,
+    from whatever runs have finished under `out` (cells of missing runs say "not run"). Trains
+    nothing. Returns the path of `tables.md`."""
+    results = Path(out) / "results"
+    sections = []
+    for table in tables:
+        title = f"{title_prefix}Table {table}"
+        if table in ("III", "IV"):
+            title += f". {CROSS_MODEL_NOTE}"
+        md, _ = write_table(_rows(table, out, settings), results / f"table_{table.lower()}", title)
+        sections.append(md.read_text(encoding="utf-8"))
+    path = results / "tables.md"
+    atomic_write_text(path, "\n".join(sections))
+    return path
+
+
+def run_tables(
+    tables, manifest: str, out: str | Path, settings: Mapping, title_prefix: str = ""
+) -> Path:
+    """Runs every experiment of `tables` (each model trained once), then assembles all tables."""
+    for table in tables:
+        for experiment in experiments_of(table):
+            run_experiment(experiment, manifest, out, settings)
+            # After every cell, so a long table shows (and keeps) its progress.
+            assemble_tables(out, settings, title_prefix)
+    return assemble_tables(out, settings, title_prefix)
+
+
+def ff_experiment(compression: str, manipulation: str) -> Experiment:
+    """The Table I cell or Table II row of a compression and manipulation."""
+    if compression not in COMPRESSIONS:
+        raise UserError(f"compression {compression!r}: the paper's FF++ tables use c23 or c40.")
+    if manipulation == "all":
+        return EXPERIMENTS[f"table2_{compression}"]
+    if manipulation not in FFPP_METHODS:
+        raise UserError(f"manipulation {manipulation!r}: use all or one of {FFPP_METHODS}.")
+    return EXPERIMENTS[f"table1_{compression}_{manipulation}"]
 
 
 def run_ff(
@@ -71,155 +257,106 @@ def run_ff(
     out: str,
     compression: str = "c23",
     manipulation: str = "all",
+    settings: Mapping | None = None,
     title_prefix: str = "",
-    **overrides,
+    variant: str | None = None,
 ) -> dict:
-    """Trains on FF++ and tests on its official test split: a Table I cell or the Table II row.
+    """Trains on FF++ and tests on its official test split: a Table I cell or a Table II row
+    (or, with `variant`, that Table V variant on the same data). Returns the run folder, our
+    numbers and the assembled tables."""
+    settings = dict(settings or {})
+    experiment = ff_experiment(compression, manipulation)
+    if variant:
+        experiment = dataclasses.replace(
+            experiment, run=dataclasses.replace(experiment.run, variant=variant)
+        )
+    folder = run_experiment(experiment, manifest, out, settings)
+    tables = assemble_tables(out, settings, title_prefix)
+    return {
+        "run": str(folder),
+        "measured": measured(experiment, out, settings),
+        "test": json.loads((folder / "test" / "metrics.json").read_text()),
+        "tables": str(tables),
+    }
 
-    The paper reports "the average metric scores for all the frames in a video" (Sec. III.B), so
-    the table shows video-level accuracy and AUC (mean of frame probabilities); frame-level
-    numbers are in the run's `test/metrics.json` too. "all" means the paper's four methods, even
-    when the manifest also holds FaceShifter (newer FF++ downloads ship it).
-    """
-    if compression not in ("c23", "c40"):
-        raise UserError(f"compression {compression!r}: the paper's FF++ tables use c23 or c40.")
-    if manipulation != "all" and manipulation not in MANIPULATIONS:
-        raise UserError(f"manipulation {manipulation!r}: use all or one of {MANIPULATIONS}.")
-    methods = MANIPULATIONS if manipulation == "all" else (manipulation,)
-    variant = overrides.get("variant", "md_csd")
-    name = f"ff_{compression}_{manipulation}_{variant}"
-    config = TrainConfig(
-        manifest=manifest,
-        out_dir=str(Path(out) / "runs" / name),
-        compression=compression,
-        methods=methods,
-        **overrides,
-    )
-    test = select(
-        read_manifest(manifest),
-        split="test",
-        dataset="ffpp",
-        compression=compression,
-        methods=methods,
-        max_frames_per_video=overrides.get("max_frames_per_video"),
-    )
-    outcome = _train_and_test(config, test)
-    video = outcome["test"]["video"]["overall"]
-    rows = ff_rows(compression, manipulation, video["accuracy"], video["auc"])
-    md, _ = write_table(
-        rows,
-        Path(out) / "results" / name,
-        title=f"{title_prefix}FF++ {compression}, {manipulation}",
-    )
-    outcome["table"] = str(md)
-    return outcome
+
+def ablation(
+    table: str, manifest: str, out: str, settings: Mapping | None = None, title_prefix: str = ""
+) -> dict:
+    """Table V (variants rgb ... md_csd) or Table VI (transforms dwt, fft, dct) on FF++ c23, all
+    manipulations; each row's model is trained once (the md_csd/dct row is Table II's)."""
+    table = table.upper()
+    if table not in ("V", "VI"):
+        raise UserError(f"table must be V or VI, got {table!r}")
+    settings = dict(settings or {})
+    path = run_tables((table,), manifest, out, settings, title_prefix)
+    aucs = {e.name: measured(e, out, settings)["auc"] for e in experiments_of(table)}
+    return {"aucs": aucs, "table": str(Path(out) / "results" / f"table_{table.lower()}.md"),
+            "tables": str(path)}  # fmt: skip
 
 
 def cross_dataset(
-    model: str,
     manifest: str,
     dataset: str,
     out: str,
-    batch_size: int = 32,
-    verbose: int = 1,
-    max_frames_per_video: int | None = None,
+    model: str | None = None,
+    settings: Mapping | None = None,
     compression: str | None = None,
     title_prefix: str = "",
 ) -> dict:
     """Tables III/IV: frame-level AUC of an FF++-trained model on Celeb-DF's test list or DFD.
 
-    Celeb-DF uses its 518 listed test videos, 25 frames each, scored frame by frame as its
-    authors prescribe; DFD is all test data, scored the same way. `compression` picks one
-    DFD quality level when several were prepared (Celeb-DF has one).
+    Without `model`, the Table II c23 model is trained (or reused) from `manifest` and both
+    columns of Table III come from it. With `model` (any saved .keras), it is scored on the
+    target dataset and, for Table III's first column, on the FF++ c23 test Deepfakes class of
+    the same manifest when that is prepared; results go to `out/cross_<dataset>/` and
+    `out/results/cross_<dataset>.md`.
     """
-    table = read_manifest(manifest)
-    levels = sorted(table.loc[table["dataset"] == dataset, "compression"].dropna().unique())
-    if compression is None and len(levels) > 1:
-        raise UserError(
-            f"{manifest}: {dataset} was prepared at {levels}; pick one with --compression"
-        )
-    frames = select(
-        table,
-        split="test",
-        dataset=dataset,
-        compression=compression,
-        max_frames_per_video=max_frames_per_video,
-    )
-    metrics = _evaluate(model, frames, Path(out) / f"cross_{dataset}", batch_size, verbose)
+    if dataset not in ("celebdf", "dfd"):
+        raise UserError(f"dataset must be celebdf or dfd, got {dataset!r}")
+    settings = dict(settings or {})
+    batch, verbose = settings.get("batch_size", 32), settings.get("verbose", 1)
+    max_frames = settings.get("max_frames_per_video")
+    if model is None:
+        experiment = EXPERIMENTS["table3_celebdf" if dataset == "celebdf" else "table4_dfd"]
+        run_experiment(experiment, manifest, out, settings)
+        path = assemble_tables(out, settings, title_prefix)
+        return {"measured": measured(experiment, out, settings), "tables": str(path)}
+    frames = cross_frames(manifest, dataset, compression, max_frames)
+    metrics = evaluate_on(model, frames, Path(out) / f"cross_{dataset}", batch, verbose)
     auc = metrics["frame"]["overall"]["auc"]
+    if dataset == "celebdf":
+        ff_auc = _ff_deepfakes_auc(model, manifest, out, batch, verbose, max_frames)
+        rows = table_iii_rows(ff_auc, auc)
+    else:
+        rows = cross_dataset_rows(dataset, auc)
     md, _ = write_table(
-        cross_dataset_rows(dataset, auc),
-        Path(out) / "results" / f"cross_{dataset}",
-        title=f"{title_prefix}Cross-dataset: FF++ -> {dataset}",
+        rows, Path(out) / "results" / f"cross_{dataset}", f"{title_prefix}FF++ -> {dataset}"
     )
     return {"test": metrics, "table": str(md)}
 
 
-def ablation(
-    table: str,
-    manifest: str,
-    out: str,
-    compression: str = "c23",
-    title_prefix: str = "",
-    **overrides,
-) -> dict:
-    """Table V (variants rgb ... md_csd) or Table VI (transforms dwt, fft, dct) on FF++, all
-    manipulations, same data and budget for every row; the table lists test AUC (video level,
-    as Table II, whose md_csd/dct value Tables V and VI repeat)."""
-    table = table.upper()
-    if table not in ("V", "VI"):
-        raise UserError(f"table must be V or VI, got {table!r}")
-    settings = list(VARIANTS) if table == "V" else list(TRANSFORMS)
-    test = select(
-        read_manifest(manifest),
-        split="test",
-        dataset="ffpp",
-        compression=compression,
-        methods=MANIPULATIONS,
-        max_frames_per_video=overrides.get("max_frames_per_video"),
-    )
-    aucs, outcomes = {}, {}
-    for setting in settings:
-        model = (
-            {"variant": setting} if table == "V" else {"variant": "md_csd", "transform": setting}
-        )
-        name = f"table{table.lower()}_{setting}"
-        config = TrainConfig(
-            manifest=manifest,
-            out_dir=str(Path(out) / "runs" / name),
-            compression=compression,
-            methods=MANIPULATIONS,
-            **{**overrides, **model},
-        )
-        outcomes[setting] = _train_and_test(config, test)
-        aucs[setting] = outcomes[setting]["test"]["video"]["overall"]["auc"]
-        # Write after every row so a long ablation shows (and keeps) its progress.
-        rows = table_v_rows(aucs) if table == "V" else table_vi_rows(aucs)
-        md, _ = write_table(
-            rows,
-            Path(out) / "results" / f"table_{table.lower()}",
-            title=f"{title_prefix}Table {table} (AUC, FF++ {compression})",
-        )
-    return {"aucs": aucs, "runs": outcomes, "table": str(md)}
+def _ff_deepfakes_auc(model, manifest, out, batch, verbose, max_frames) -> float | None:
+    """Table III's first column for a given model: its own run's FF++ test metrics when the
+    model is a run's best.keras, else scored on the manifest's FF++ c23 test (real + Deepfakes)
+    when prepared; None (shown as missing) otherwise."""
+    own = Path(model).parent / "test" / "metrics.json"
+    if own.is_file():
+        metrics = json.loads(own.read_text(encoding="utf-8"))
+    else:
+        try:
+            frames = select(
+                read_manifest(manifest), split="test", dataset="ffpp", compression="c23",
+                methods=("Deepfakes",), max_frames_per_video=max_frames,
+            )  # fmt: skip
+        except UserError:
+            return None
+        metrics = evaluate_on(model, frames, Path(out) / "cross_ffpp_deepfakes", batch, verbose)
+    deepfakes = metrics.get("frame", {}).get("per_manipulation", {}).get("Deepfakes", {})
+    return deepfakes.get("auc")
 
 
-STAND_IN = "Demo on stand-in data (not FF++; the paper column is real FF++): "
-
-# The demo: small enough for a 2-core CPU in a few minutes, large enough to learn the stand-in
-# artifacts. Xception's minimum input and no middle flow keep its entry and exit flows (and all
-# four stitch points); trained from scratch for ~180 steps, BatchNorm needs momentum 0.9 so its
-# inference statistics catch up (with Xception's 0.99 they still remember their initial values
-# and held-out predictions collapse to a constant). Measured: ~40 s per epoch on 2 cores.
-DEMO = dict(
-    image_size=71,
-    middle_blocks=0,
-    rgb_weights=None,
-    bn_momentum=0.9,
-    epochs=5,
-    batch_size=16,
-    freq_stat_samples=128,
-    verbose=1,
-)
+# -- the demo -----------------------------------------------------------------------------------
 
 
 def prepare_demo_data(
@@ -242,6 +379,7 @@ def prepare_demo_data(
                 image_size=image_size,
                 frames=frames,
                 sampling="uniform",
+                splits=("train", "val", "test"),
                 workers=workers,
                 progress=progress,
             )
@@ -249,52 +387,68 @@ def prepare_demo_data(
     return str(faces / "manifest.csv")
 
 
-def demo(out: str = "demo_run", smoke: bool = False, videos: int = 20, **overrides) -> dict:
-    """`md-csd demo`: stand-in data -> face crops -> training -> held-out test -> tables.
+def profile_settings(demo: bool, smoke: bool, given: Mapping) -> tuple[Profile, dict]:
+    """The profile a script runs with (`--smoke` wins over `--demo`) and its settings with the
+    command-line flags laid over them."""
+    profile = SMOKE if smoke else DEMO if demo else PAPER
+    return profile, profile.with_overrides(given)
 
-    Prints the video-level accuracy and AUC on held-out stand-in test videos beside the paper's
-    FF++ c23 numbers (which come from real data: the comparison shows the format, not a
-    reproduction), plus cross-dataset AUC on the Celeb-DF and DFD stand-ins.
+
+def demo_setup(out: str | None, smoke: bool, given: Mapping) -> tuple[str, str, dict]:
+    """`--demo`/`--smoke` without `--data`: the stand-in data, made (or found) under `out`.
+
+    Returns `(out, manifest, settings)`. A smoke run never shares its folder with the real
+    demo, so neither is resumed (or reported) as the other.
     """
-    start = time.perf_counter()
-    settings = {**DEMO, **(SMOKE if smoke else {}), **overrides}
-    if smoke:  # never let a smoke run be resumed (or reported) as the real demo, or vice versa
+    _, settings = profile_settings(True, smoke, given)
+    out = out or "demo_run"
+    if smoke:
         out = str(Path(out) / "smoke")
     manifest = prepare_demo_data(
-        out,
-        settings["image_size"],
-        videos=4 if smoke else videos,
+        out, settings["image_size"], videos=4 if smoke else 20,
         progress=settings.get("verbose", 1) > 0,
-    )
-    # The tables say plainly that these are stand-in videos, next to the paper's real-data numbers.
-    outcome = run_ff(manifest, out, "c23", "all", title_prefix=STAND_IN, **settings)
-    model = outcome["train"]["best_model"]
-    crosses = {
-        ds: cross_dataset(
-            model,
-            manifest,
-            ds,
-            out,
-            settings["batch_size"],
-            settings["verbose"],
-            settings.get("max_frames_per_video"),
-            title_prefix=STAND_IN,
-        )
-        for ds in ("celebdf", "dfd")
-    }
-    video = outcome["test"]["video"]["overall"]
-    frame = outcome["test"]["frame"]["overall"]
+    )  # fmt: skip
+    return out, manifest, settings
+
+
+def real_video_scores(predictions: str | Path) -> pd.Series:
+    """Mean fake probability of each real video in a predictions.csv (label 0 rows)."""
+    table = pd.read_csv(predictions, dtype={"video_id": str})
+    reals = table[table["label"] == 0]
+    return reals.groupby(["dataset", "video_id"])["prob"].mean()
+
+
+def demo(out: str = "demo_run", smoke: bool = False, **given) -> dict:
+    """`md-csd demo`: stand-in data -> face crops -> training -> held-out test -> tables.
+
+    Reports the video-level accuracy and AUC on held-out stand-in test videos beside the paper's
+    FF++ c23 numbers (real data: the comparison shows the format, not a reproduction),
+    cross-dataset AUC on the Celeb-DF and DFD stand-ins, and the mean fake probability of the
+    held-out real videos: a model that learned who is in the training videos instead of how
+    faces are manipulated scores unseen real people as fake, which AUC alone can hide.
+    """
+    start = time.perf_counter()
+    out, manifest, settings = demo_setup(out, smoke, given)
+    experiment = EXPERIMENTS["table2_c23"]
+    folder = run_experiment(experiment, manifest, out, settings)
+    for name in ("table3_celebdf", "table4_dfd"):
+        run_experiment(EXPERIMENTS[name], manifest, out, settings)
+    tables = assemble_tables(out, settings, STAND_IN)
+    test = json.loads((folder / "test" / "metrics.json").read_text(encoding="utf-8"))
+    reals = real_video_scores(folder / "test" / "predictions.csv")
     summary = {
-        "held_out_video_auc": video["auc"],
-        "held_out_video_accuracy": video["accuracy"],
-        "held_out_frame_auc": frame["auc"],
-        "celebdf_frame_auc": crosses["celebdf"]["test"]["frame"]["overall"]["auc"],
-        "dfd_frame_auc": crosses["dfd"]["test"]["frame"]["overall"]["auc"],
+        "held_out_video_auc": test["video"]["overall"]["auc"],
+        "held_out_video_accuracy": test["video"]["overall"]["accuracy"],
+        "held_out_frame_auc": test["frame"]["overall"]["auc"],
+        "held_out_real_videos": int(len(reals)),
+        "held_out_real_mean_fake_probability": float(np.mean(reals)) if len(reals) else None,
+        "celebdf_frame_auc": measured(EXPERIMENTS["table3_celebdf"], out, settings)["auc"],
+        "dfd_frame_auc": measured(EXPERIMENTS["table4_dfd"], out, settings)["auc"],
         "seconds": round(time.perf_counter() - start, 1),
-        "tables": [outcome["table"], crosses["celebdf"]["table"], crosses["dfd"]["table"]],
-        "model": model,
+        "tables": str(tables),
+        "model": str(folder / "best.keras"),
     }
-    Path(out, "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    atomic_write_json(Path(out) / "demo_summary.json", summary)
     return summary
 
 
@@ -302,15 +456,27 @@ def format_summary(summary: dict) -> str:
     def number(x):
         return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
 
+    real_mean = summary.get("held_out_real_mean_fake_probability")
     lines = [
         "Demo on held-out stand-in test videos (not FF++; the paper's numbers are for real data):",
         f"  video-level AUC {number(summary['held_out_video_auc'])}, "
-        f"accuracy {number(summary['held_out_video_accuracy'])}; frame-level AUC {number(summary['held_out_frame_auc'])}",
+        f"accuracy {number(summary['held_out_video_accuracy'])}; "
+        f"frame-level AUC {number(summary['held_out_frame_auc'])}",
+        f"  real videos of unseen people: mean fake probability {number(real_mean)} "
+        f"over {summary.get('held_out_real_videos', 0)} videos",
         f"  cross-dataset frame AUC: Celeb-DF stand-in {number(summary['celebdf_frame_auc'])}, "
         f"DFD stand-in {number(summary['dfd_frame_auc'])}",
+    ]
+    if real_mean is not None and real_mean > 0.5:
+        lines.append(
+            "  WARNING: real videos of people the model never saw score as fake on average "
+            f"({real_mean:.2f} > 0.5): it may have learned who is in the training videos, not "
+            "how faces are manipulated; AUC alone does not show this."
+        )
+    lines += [
         f"  finished in {summary['seconds']:.0f} s",
         "Written:",
-        *[f"  {path}" for path in summary["tables"]],
+        f"  {summary['tables']}",
         f"  {summary['model']}",
     ]
     return "\n".join(lines)

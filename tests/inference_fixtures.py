@@ -30,10 +30,11 @@ def render_face_video(seed: int = 0, n_frames: int = N_FRAMES) -> np.ndarray:
 
 def sharpen_head(model, crops: np.ndarray, spread: float = 0.5) -> None:
     """Scales and centres the output unit so scores of `crops` spread around 0.5 (see above)."""
-    from md_csd_tf.inference.tsne import pooled_features
+    from md_csd_tf.data.inputs import model_inputs
 
-    features = pooled_features(model, crops, batch_size=len(crops))
     head = model.get_layer("fake_probability")
+    # What the output unit reads: the concatenated branch features (after the fc layers).
+    features = keras.Model(model.inputs, head.input)(model_inputs(model, crops)).numpy()
     kernel, _ = head.get_weights()
     logits = features @ kernel[:, 0]
     kernel = kernel * (spread / max(float(logits.std()), 1e-12))

@@ -23,6 +23,27 @@ def test_version_and_help_answer_without_importing_tensorflow():
     assert out.stdout.strip().endswith("False")
 
 
+def test_prepare_parses_without_tensorflow_and_others_start_quietly(tmp_path):
+    # `md-csd prepare` needs no TensorFlow; a command that does must not print its C++ start-up
+    # lines (oneDNN, cpu_feature_guard, absl::InitializeLog) unless asked to be verbose.
+    code = (
+        "import sys; from md_csd_tf import cli\n"
+        "try:\n    cli.main(['prepare', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--dataset" in out.stdout and out.stdout.strip().endswith("False")
+    command = ["evaluate", "--model", str(tmp_path / "none.keras"), "--data", str(tmp_path),
+               "--out", str(tmp_path)]  # fmt: skip
+    run = [sys.executable, "-m", "md_csd_tf.cli"]
+    quiet = subprocess.run([*run, *command], capture_output=True, text=True)
+    assert quiet.returncode == 2
+    assert quiet.stderr.strip().splitlines() == [quiet.stderr.strip()]  # the error line only
+    assert "none.keras" in quiet.stderr
+    loud = subprocess.run([*run, "--verbose", *command], capture_output=True, text=True)
+    assert loud.returncode == 2 and len(loud.stderr.strip().splitlines()) > 1
+
+
 def test_every_sub_command_is_listed_in_help(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])

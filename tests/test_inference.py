@@ -12,8 +12,8 @@ from inference_fixtures import make_bad_models, make_media, make_model, render_f
 from md_csd_tf import cli
 from md_csd_tf.errors import UserError
 from md_csd_tf.inference.batch import collect_inputs
-from md_csd_tf.inference.detector import Detector, InputError, aggregate_scores
-from md_csd_tf.training.metrics import aggregate_videos
+from md_csd_tf.inference.detector import Detector, InputError
+from md_csd_tf.training.metrics import aggregate_videos, video_score
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +39,11 @@ def test_video_result_and_aggregation(files, detector):
     assert scores.std() > 0.01  # the sharpened head tells the frames apart
     assert result.score == pytest.approx(scores.mean(), abs=1e-7)
     assert result.label == int(result.score > 0.5)
-    # The same definitions as the evaluation code's video aggregation.
+    # One aggregator: evaluation's per-video rows and predict's video score agree.
     table = pd.DataFrame({"video_id": "v", "label": 0, "prob": scores})
     for how in ("mean", "vote"):
         expected = aggregate_videos(table, how=how, threshold=0.5)["prob"].iloc[0]
-        assert aggregate_scores(scores, how, 0.5) == pytest.approx(expected, abs=1e-12)
+        assert video_score(scores, how, 0.5) == pytest.approx(expected, abs=1e-12)
     # Same crops, fewer than a batch (padding) and a different batch size: same scores.
     voted = Detector(detector.model, batch_size=3).predict_video(
         files["video"], frames=6, aggregate="vote", threshold=0.5

@@ -117,8 +117,10 @@ def test_row_helpers_validate():
         ff_rows("c23", "all", acc=97.0, auc=0.99)
     with pytest.raises(ValueError, match="c23 or c40"):
         ff_rows("raw", "all", acc=0.9, auc=0.9)
-    with pytest.raises(ValueError, match="unknown manipulation"):
+    with pytest.raises(ValueError, match="not in the paper's tables"):
         ff_rows("c23", "FaceShifter", acc=0.9, auc=0.9)
+    with pytest.raises(ValueError, match="unknown manipulation"):
+        ff_rows("c23", "FaceMorph", acc=0.9, auc=0.9)
     with pytest.raises(ValueError, match="celebdf or dfd"):
         cross_dataset_rows("dfdc", 0.7)
     nan_row = ff_rows("c40", "nt", acc=math.nan, auc=math.nan)

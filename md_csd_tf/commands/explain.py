@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
                     crop, _, _ = detector.cropper.crop(image)
                     if crop is None:
                         raise UserError(f"{path}: no face found (dlib)")
-                else:
-                    crop = detector.fit_crop(image)
+                else:  # already a crop; Grad-CAM resizes it as every path does
+                    crop = image
                 crops = [(crop, None)]
             else:
                 found, indices, _, _ = detector.video_crops(path, frames=args.frames)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+USES_TENSORFLOW = False  # keeps the command light: no TensorFlow import
 NAME = "make-demo-data"
 HELP = (
     "Write a small stand-in dataset (animated real face photos and four FF++-style fake "

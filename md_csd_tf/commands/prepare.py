@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+USES_TENSORFLOW = False  # keeps the command light: no TensorFlow import
 NAME = "prepare"
 HELP = "extract dlib face crops (FF++ 1.3x rule) and a manifest from FF++, DFD or Celeb-DF v2"
 

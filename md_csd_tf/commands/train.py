@@ -23,11 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames-per-video", type=int, default=None)
     parser.add_argument("--jpeg-augment", type=int, nargs=2, metavar=("MIN", "MAX"), default=None)
     parser.add_argument("--blur-augment", type=float, default=0.0, help="probability")
-    parser.add_argument("--no-flip", action="store_true")
-    parser.add_argument("--no-balance", action="store_true")
-    parser.add_argument(
-        "--strategy", default="auto", choices=("auto", "default", "mirrored", "multi_worker")
-    )
+    add_augment_arguments(parser)
+    parser.add_argument("--no-balance", action="store_true", help="no 50/50 real/fake frames")
+    parser.add_argument("--strategy", default="auto", choices=_strategies())
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
     parser.add_argument(
         "--run-eagerly", action="store_true", help="no graph tracing (CPU debugging)"
@@ -35,18 +33,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def _strategies():
+    from md_csd_tf.training.strategy import STRATEGIES
+
+    return STRATEGIES
+
+
+def add_augment_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """Deviations from the paper's training data: each off unless asked for."""
+    parser.add_argument(
+        "--flip", action="store_true", default=False if defaults else None,
+        help="random horizontal flips (the paper describes no augmentation; off by default)",
+    )  # fmt: skip
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
     """Model flags; with `defaults=False` they default to None so a caller can tell which
-    were given (the experiment scripts layer them over the paper's or the demo's settings)."""
+    were given (the experiment scripts layer them over the paper's or the demo's settings).
+
+    Choices come from the registries (`VARIANTS`, `TRANSFORMS`, `HEADS`), never re-typed."""
+    from md_csd_tf.frequency import TRANSFORMS
+    from md_csd_tf.models.md_csd import HEADS, VARIANTS
 
     def default(value):
         return value if defaults else None
 
+    parser.add_argument("--variant", default=default("md_csd"), choices=list(VARIANTS))
+    parser.add_argument("--transform", default=default("dct"), choices=list(TRANSFORMS))
     parser.add_argument(
-        "--variant", default=default("md_csd"),
-        choices=("rgb", "freq", "concat", "one_stitch", "md_csd"),
+        "--head", default=default("fc"), choices=list(HEADS),
+        help="fc (paper: the branches' last fully connected layers are concatenated) or "
+        "pooled (the pooled features are)",
     )  # fmt: skip
-    parser.add_argument("--transform", default=default("dct"), choices=("dct", "fft", "dwt"))
     parser.add_argument("--image-size", type=int, default=default(299))
     parser.add_argument("--middle-blocks", type=int, default=default(8))
     parser.add_argument(
@@ -60,11 +78,13 @@ def given_settings(
     names=(
         "variant",
         "transform",
+        "head",
         "image_size",
         "middle_blocks",
         "rgb_weights",
         "epochs",
         "batch_size",
+        "flip",
     ),
 ) -> dict:
     """The TrainConfig fields among `names` that were given on the command line (not None)."""
@@ -89,6 +109,7 @@ def config_from_args(args):
         transform=args.transform,
         image_size=args.image_size,
         middle_blocks=args.middle_blocks,
+        head=args.head,
         rgb_weights=None if str(args.rgb_weights).lower() == "none" else args.rgb_weights,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -98,7 +119,7 @@ def config_from_args(args):
         max_frames_per_video=args.max_frames_per_video,
         jpeg_quality=tuple(args.jpeg_augment) if args.jpeg_augment else None,
         blur_probability=args.blur_augment,
-        flip=not args.no_flip,
+        flip=args.flip,
         balance=not args.no_balance,
         strategy=args.strategy,
         mixed_precision=args.mixed_precision,
@@ -112,3 +133,45 @@ def run(args: argparse.Namespace) -> int:
 
     train(config_from_args(args))
     return 0
+
+
+def add_experiment_arguments(parser: argparse.ArgumentParser, model: bool = True) -> None:
+    """What every experiment script takes: data, output, the demo/smoke profiles and the flags
+    that layer over the paper's (or the demo's, or the smoke) settings."""
+    parser.add_argument("--data", help="manifest.csv from `md-csd prepare` (not with --demo)")
+    parser.add_argument(
+        "--out", default=None, help="writes runs/ and results/ here (default: . or demo_run)"
+    )
+    parser.add_argument(
+        "--demo", action="store_true", help="the built-in stand-in data and the demo settings"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true",
+        help="tiny settings that finish in seconds (alone: on the stand-in data)",
+    )  # fmt: skip
+    parser.add_argument("--epochs", type=int, default=None, help="default: the profile's")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
+    if model:
+        add_model_arguments(parser, defaults=False)
+        add_augment_arguments(parser, defaults=False)
+
+
+def experiment_inputs(args) -> tuple[str, str, dict, str]:
+    """`(out, manifest, settings, title_prefix)` for an experiment script's arguments.
+
+    `--demo` or `--smoke` without `--data` make (or find) the stand-in data; with `--data` they
+    choose the settings only. Flags given on the command line win over the profile's.
+    """
+    from md_csd_tf import workflows
+    from md_csd_tf.errors import UserError
+
+    given = given_settings(args)
+    given.pop("variant", None)  # a table fixes its own variants; run_ff passes it explicitly
+    given.pop("transform", None)
+    if not args.data:
+        if not (args.demo or args.smoke):
+            raise UserError("--data is required (or use --demo, or --smoke)")
+        out, manifest, settings = workflows.demo_setup(args.out, args.smoke, given)
+        return out, manifest, settings, workflows.STAND_IN
+    _, settings = workflows.profile_settings(args.demo, args.smoke, given)
+    return args.out or ".", args.data, settings, workflows.STAND_IN if args.demo else ""

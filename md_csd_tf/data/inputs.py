@@ -1,11 +1,18 @@
-"""Turning face crops into the model's input dict: the one place both training and inference use.
+"""Turning face crops into a model's input dict: the one path from a crop to a score.
 
-Keeping this in one function guarantees that a saved model scores a crop at inference exactly
-as it saw crops in training (same resize, same transform, same dtype).
+Training (crops decoded from disk), evaluation, predict on videos, images and crops, the exported
+SavedModel, Grad-CAM, the spectrum figure and t-SNE all call `crops_to_inputs` (through
+`model_inputs` or `fit_crops`), so a crop is scored exactly as the model saw crops in training:
+same resize, same transform, same dtype. A crop of another size than the model's is resized by
+`resize_crop` (TensorFlow bilinear, rounded back to uint8) and by nothing else.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+
+import numpy as np
 import tensorflow as tf
 
 from md_csd_tf.frequency import get_transform
@@ -14,8 +21,8 @@ from md_csd_tf.frequency import get_transform
 def resize_crop(crops: tf.Tensor, image_size: int) -> tf.Tensor:
     """Bilinear resize of uint8 crops to `image_size`, rounded back to uint8; a no-op at size.
 
-    Training (crops read from disk), the SavedModel signature and `crops_to_inputs` all resize
-    this one way, so a crop of another size is scored as it would have been trained on.
+    Rounding to uint8 makes a resized crop the same kind of object as a crop read from disk, so
+    the frequency transform sees the same numbers whichever path the crop came by.
     """
     crops = tf.convert_to_tensor(crops)
     if crops.shape[-3] == image_size and crops.shape[-2] == image_size:
@@ -60,5 +67,29 @@ def crops_to_inputs(
 
 
 def model_inputs(model, crops: tf.Tensor) -> dict[str, tf.Tensor]:
-    """`crops_to_inputs` with the transform, branches and size of a built MD-CSD model."""
+    """`crops_to_inputs` with the transform, branches and size of a built model."""
     return crops_to_inputs(crops, model.transform, model.branches, model.image_size)
+
+
+@functools.cache
+def _resizer(image_size: int):
+    # One trace for every crop shape: the signature leaves height and width open.
+    return tf.function(
+        lambda crop: resize_crop(crop, image_size),
+        input_signature=[tf.TensorSpec((None, None, 3), tf.uint8)],
+    )
+
+
+def fit_crops(crops: Sequence[np.ndarray] | np.ndarray, image_size: int) -> np.ndarray:
+    """Crops of any sizes as one uint8 batch `(N, image_size, image_size, 3)`, via `resize_crop`.
+
+    For callers holding crops of different sizes (images, files on disk) that must batch them:
+    each crop goes through exactly the resize the training pipeline and the SavedModel apply.
+    """
+    out = np.empty((len(crops), image_size, image_size, 3), np.uint8)
+    for i, crop in enumerate(crops):
+        crop = np.asarray(crop)
+        if crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3:
+            raise ValueError(f"crop {i}: expected uint8 (H, W, 3), got {crop.dtype} {crop.shape}")
+        out[i] = crop if crop.shape[:2] == (image_size, image_size) else _resizer(image_size)(crop)
+    return out

@@ -10,16 +10,15 @@ import pandas as pd
 
 from md_csd_tf.errors import UserError
 
-REQUIRED_COLUMNS = (
-    "dataset",
-    "split",
-    "method",
-    "compression",
-    "video_id",
-    "frame_index",
-    "path",
-    "label",
-)
+# The manifest schema, written by data preparation (`md_csd_tf.prep.extract`) and read here: one
+# row per face crop. `path` is relative to the manifest's folder; label 1 = fake; the box is the
+# crop box in frame pixels and `face_score` dlib's detection score.
+MANIFEST_COLUMNS = (
+    "dataset", "split", "method", "compression", "video_id", "frame_index", "path", "label",
+    "box_left", "box_top", "box_right", "box_bottom", "face_score",
+)  # fmt: skip
+# What training and evaluation need; the box columns are informative.
+REQUIRED_COLUMNS = MANIFEST_COLUMNS[:8]
 _STRING_COLUMNS = {
     "dataset": str,
     "split": str,

@@ -28,7 +28,8 @@ class PipelineConfig:
         transform: frequency transform of the model ("dct", "fft", "dwt").
         branches: the model's branches; the spectrum is skipped for an RGB-only model.
         batch_size: global batch (32 in the paper); split across replicas by tf.distribute.
-        flip: random horizontal flips in training (a mirrored face is as real or fake).
+        flip: random horizontal flips in training (a mirrored face is as real or fake). Off by
+            default: the paper describes no augmentation.
         jpeg_quality: (min, max) for random JPEG re-compression in training, or None.
         blur_probability: chance of a 3x3 Gaussian blur in training (0 disables).
         balance: in training, draw real and fake frames 50/50 (the paper balances frames; FF++
@@ -44,7 +45,7 @@ class PipelineConfig:
     transform: str = "dct"
     branches: tuple[str, ...] = ("rgb", "freq")
     batch_size: int = 32
-    flip: bool = True
+    flip: bool = False
     jpeg_quality: tuple[int, int] | None = None
     blur_probability: float = 0.0
     balance: bool = True

@@ -2,10 +2,13 @@
 
 The path from a file to a score repeats data preparation and training exactly:
 
-    frames (OpenCV, RGB) -> dlib face + FF++ 1.3x crop (`FaceCropper`, as `md-csd prepare`)
-    -> `crops_to_inputs` (the function the training pipeline maps over crops)
+    frames (`prep.video.iter_frames`, as `md-csd prepare` reads them)
+    -> dlib face + FF++ 1.3x crop at the crop size the model was trained on (`FaceCropper`,
+       as `md-csd prepare` cuts them)
+    -> `crops_to_inputs` (the function the training pipeline maps over crops; it resizes to the
+       model's side exactly as training did)
     -> the model, in batches of one fixed size -> per-frame fake probability
-    -> video score: mean of the frame probabilities (the paper's video level), or majority vote.
+    -> video score: `training.metrics.video_score` (mean, the paper's video level, or vote).
 
 Batches are padded to `batch_size`, so the scoring `tf.function` is traced once per detector
 (tracing a full Xception costs seconds on a CPU; a ragged last batch would trace again).
@@ -28,17 +31,17 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from md_csd_tf.data.inputs import crops_to_inputs
+from md_csd_tf.data.inputs import crops_to_inputs, fit_crops
 from md_csd_tf.errors import UserError
 from md_csd_tf.prep.faces import Box, FaceCropper
-from md_csd_tf.prep.video import VideoError, probe, sample_indices
+from md_csd_tf.prep.video import STRIDED, VideoError, iter_frames
+from md_csd_tf.training.metrics import AGGREGATES, video_score
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 )
-SAMPLINGS = ("uniform", "every")
-AGGREGATES = ("mean", "vote")
+SAMPLINGS = ("uniform", STRIDED)
 DEFAULT_FRAMES = 32  # evenly spaced frames per video; FF++ test videos give 32 crops in ~5 s
 
 
@@ -109,20 +112,6 @@ class VideoResult:
     @property
     def frames_scored(self) -> int:
         return len(self.frame_indices)
-
-
-def aggregate_scores(scores, how: str = "mean", threshold: float = 0.5) -> float:
-    """A video's score from its frame scores, as `metrics.aggregate_videos` computes it.
-
-    "mean": mean probability (the paper's video level, Sec. IV-B). "vote": fraction of frames
-    with probability strictly above `threshold`.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    if how == "mean":
-        return float(scores.mean())
-    if how == "vote":
-        return float((scores > threshold).mean())
-    raise ValueError(f"aggregate must be one of {AGGREGATES}, got {how!r}")
 
 
 def _to_rgb_uint8(image: np.ndarray, channel_order: str) -> np.ndarray:
@@ -222,14 +211,10 @@ class Detector:
         self.model = model
         self.batch_size = int(batch_size)
         self.image_size = int(model.image_size)
-        self.cropper = cropper or FaceCropper(
-            image_size=self.image_size, detect_max_side=detect_max_side
-        )
-        if self.cropper.image_size != self.image_size:
-            raise ValueError(
-                f"cropper makes {self.cropper.image_size}-px crops; the model takes "
-                f"{self.image_size}"
-            )
+        # Faces are cut at the size of the crops the model was trained on (data preparation's
+        # --image-size, recorded in the model) and then resized like training crops were.
+        crop_size = int(getattr(model, "crop_size", None) or self.image_size)
+        self.cropper = cropper or FaceCropper(image_size=crop_size, detect_max_side=detect_max_side)
         self.timings: dict[str, float] = collections.defaultdict(float)
         spec = tf.TensorSpec((self.batch_size, self.image_size, self.image_size, 3), tf.uint8)
         # Two functions rather than one so benchmarks can time the transform apart from the
@@ -259,26 +244,18 @@ class Detector:
 
     # -- crops ----------------------------------------------------------------------------------
 
-    def fit_crop(self, crop: np.ndarray) -> np.ndarray:
-        """A crop at the model's size, resized as `FaceCropper.crop_box` resizes."""
-        crop = _to_rgb_uint8(crop, "rgb")
-        if crop.shape[:2] == (self.image_size, self.image_size):
-            return crop
-        shrink = min(crop.shape[:2]) >= self.image_size
-        interpolation = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-        return cv2.resize(crop, (self.image_size, self.image_size), interpolation=interpolation)
-
     def predict_crops(self, crops) -> np.ndarray:
         """Fake probabilities of face crops.
 
         Args:
             crops: a sequence or array `(N, H, W, 3)` of RGB face crops (uint8 0..255, as
-                `md-csd prepare` writes them); other sizes are resized to the model's.
+                `md-csd prepare` writes them; grayscale, RGBA, 16-bit and float are converted);
+                any size, resized to the model's as training resized them (`fit_crops`).
 
         Returns:
             float32 array `(N,)`.
         """
-        crops = [self.fit_crop(c) for c in crops]
+        crops = fit_crops([_to_rgb_uint8(c, "rgb") for c in crops], self.image_size)
         scores = []
         for start in range(0, len(crops), self.batch_size):
             chunk = np.stack(crops[start : start + self.batch_size])
@@ -337,43 +314,15 @@ class Detector:
     # -- videos ---------------------------------------------------------------------------------
 
     def _frames(self, path: str, frames: int | None, sampling: str, every_k: int | None):
-        """Yields `(index, rgb_frame)` for the sampled frames, decoding sequentially."""
-        if sampling == "uniform":
-            total = probe(path).frame_count
-            if total <= 0:  # container without a count: decode once to count
-                from md_csd_tf.prep.video import frame_count
-
-                total = frame_count(path)
-            wanted = set(sample_indices(total, frames, "uniform"))
-            limit = max(wanted) + 1 if wanted else 0
-        else:
-            probe(path)  # one-line VideoError for a missing, empty or unopenable file
-            wanted, limit = None, None
-        capture = cv2.VideoCapture(path)
-        taken = 0
-        try:
-            index = 0
-            while limit is None or index < limit:
-                began = time.perf_counter()
-                if not capture.grab():
-                    break
-                keep = index in wanted if wanted is not None else index % every_k == 0
-                frame = None
-                if keep:
-                    # Seeking is not frame-exact for every codec; grab() without retrieve()
-                    # skips the colour conversion of the frames we do not keep.
-                    ok, bgr = capture.retrieve()
-                    if ok and bgr is not None:
-                        frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                self.timings["decode"] += time.perf_counter() - began
-                if frame is not None:
-                    yield index, frame
-                    taken += 1
-                    if sampling == "every" and frames is not None and taken >= frames:
-                        break
-                index += 1
-        finally:
-            capture.release()
+        """Yields `(index, rgb_frame)` of the sampled frames, timing the decoding."""
+        stream = iter_frames(path, frames, sampling, every=every_k)
+        while True:
+            began = time.perf_counter()
+            item = next(stream, None)
+            self.timings["decode"] += time.perf_counter() - began
+            if item is None:
+                return
+            yield item
 
     def video_crops(
         self,
@@ -386,7 +335,7 @@ class Detector:
         path = os.fspath(path)
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-        if sampling == "every" and (every_k is None or every_k < 1):
+        if sampling == STRIDED and (every_k is None or every_k < 1):
             raise ValueError("sampling='every' needs every_k >= 1")
         crops, indices, boxes, sampled = [], [], [], 0
         try:
@@ -439,7 +388,7 @@ class Detector:
             raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
         crops, indices, boxes, sampled = self.video_crops(path, frames, sampling, every_k)
         scores = self.predict_crops(crops)
-        score = aggregate_scores(scores, aggregate, threshold)
+        score = video_score(scores, aggregate, threshold)
         # A vote score is a fraction of frames: "fake" means more than half voted fake.
         cut = 0.5 if aggregate == "vote" else threshold
         return VideoResult(

@@ -14,7 +14,6 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -79,13 +78,12 @@ def sample_per_group(
 
 
 def read_crop(path: str, size: int | None = None) -> np.ndarray:
-    """An RGB uint8 crop from disk, resized to `size` (area interpolation) if given."""
+    """An RGB uint8 crop from disk, resized to `size` if given, as training resizes crops."""
+    from md_csd_tf.data.inputs import fit_crops
     from md_csd_tf.inference.detector import read_image
 
     crop = read_image(path)
-    if size is not None and crop.shape[:2] != (size, size):
-        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-    return crop
+    return crop if size is None else fit_crops([crop], size)[0]
 
 
 def mean_spectra(

@@ -5,30 +5,21 @@ from __future__ import annotations
 import os
 
 import keras
-import tensorflow as tf
 from keras import layers
 
 from md_csd_tf.frequency import TRANSFORMS
 from md_csd_tf.layers.cross_stitch import CrossStitch
 from md_csd_tf.layers.standardization import FrequencyStandardization
+from md_csd_tf.models.variants import HEADS, VARIANTS
 from md_csd_tf.models.xception_spec import (
-    POOL_STAGES,
     apply_block,
     copy_keras_xception_weights,
     xception_stages,
 )
 
+
 # Table V of the paper, one row per variant: which branches exist and after which max-pooling
 # stages a cross-stitch unit joins them.
-VARIANTS: dict[str, dict] = {
-    "rgb": {"branches": ("rgb",), "stitches": ()},  # row 1: Xception on pixels
-    "freq": {"branches": ("freq",), "stitches": ()},  # row 2: Xception on the spectrum
-    "concat": {"branches": ("rgb", "freq"), "stitches": ()},  # row 3: features concatenated
-    "one_stitch": {"branches": ("rgb", "freq"), "stitches": POOL_STAGES[:1]},  # row 4
-    "md_csd": {"branches": ("rgb", "freq"), "stitches": POOL_STAGES},  # row 5: the paper's
-}
-
-
 @keras.saving.register_keras_serializable(package="md_csd_tf")
 class MDCSDNetwork(keras.Model):
     """Two Xception branches (RGB pixels, frequency spectrum) joined by cross-stitch units.
@@ -42,7 +33,10 @@ class MDCSDNetwork(keras.Model):
     spectrum by per-channel statistics stored in the model (`set_frequency_statistics`). A
     cross-stitch unit follows the residual add that closes each max-pooling block, so both the
     pooled path and the shortcut of the next block see the mixed maps (docs/reading-the-paper.md).
-    The pooled 2048-d features of the branches are concatenated into one sigmoid unit.
+    The branches are joined by "concatenating the last fully connected layers" (Sec. II.B):
+    with `head="fc"` (default) each branch's pooled 2048-d features pass a fully connected
+    layer of its own (`fc_units`, ReLU) and those outputs are concatenated into one sigmoid unit;
+    `head="pooled"` concatenates the pooled features directly (docs/reading-the-paper.md).
 
     Args:
         variant: a row of Table V: "rgb", "freq", "concat", "one_stitch" or "md_csd".
@@ -55,6 +49,11 @@ class MDCSDNetwork(keras.Model):
             has none).
         bn_momentum: BatchNormalization momentum (Keras' Xception: 0.99). The demo, which
             trains from scratch for ~100 steps, uses 0.9 so inference statistics catch up.
+        head: "fc" (a fully connected layer per branch, then concatenation) or "pooled".
+        fc_units: width of each branch's fully connected layer with `head="fc"`.
+        crop_size: side of the face crops the model was trained on (data preparation's
+            `--image-size`); predict cuts faces at this size and resizes them to `image_size` as
+            training did. None means `image_size`.
 
     Reference: MD-CSDNetwork, Sec. II.B, Fig. 2 and Table V.
     """
@@ -70,6 +69,9 @@ class MDCSDNetwork(keras.Model):
         per_channel_stitch: bool = False,
         dropout: float = 0.0,
         bn_momentum: float = 0.99,
+        head: str = "fc",
+        fc_units: int = 2048,
+        crop_size: int | None = None,
         **kwargs,
     ):
         if variant not in VARIANTS:
@@ -78,6 +80,8 @@ class MDCSDNetwork(keras.Model):
             raise ValueError(f"Unknown transform {transform!r}; choose one of {list(TRANSFORMS)}.")
         if image_size < 71:
             raise ValueError(f"Xception needs image_size >= 71, got {image_size}.")
+        if head not in HEADS:
+            raise ValueError(f"Unknown head {head!r}; choose one of {list(HEADS)}.")
         branches = VARIANTS[variant]["branches"]
         stitches = VARIANTS[variant]["stitches"]
 
@@ -108,6 +112,11 @@ class MDCSDNetwork(keras.Model):
         pooled = [
             layers.GlobalAveragePooling2D(name=f"{name}_avg_pool")(x) for name, x in streams.items()
         ]
+        if head == "fc":
+            pooled = [
+                layers.Dense(fc_units, activation="relu", name=f"{name}_fc")(x)
+                for name, x in zip(streams, pooled, strict=True)
+            ]
         features = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="features")(pooled)
         if dropout:
             features = layers.Dropout(dropout, name="dropout")(features)
@@ -126,49 +135,9 @@ class MDCSDNetwork(keras.Model):
         self.per_channel_stitch = per_channel_stitch
         self.dropout = dropout
         self.bn_momentum = bn_momentum
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras 3 (up to at least 3.15) builds a model created under a strategy from one batch,
-        # which it first averages across replicas with a single `strategy.reduce` over the whole
-        # nested batch. MultiWorkerMirroredStrategy's collective reduce takes tensors, not the
-        # dict our two inputs form, so `fit` fails before the first step on a cluster. Averaging
-        # leaf by leaf (same order on every worker) gives Keras the batch it wanted.
-        strategy = self._distribute_strategy
-        if iterator is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        for _, _, batches in iterator:
-            batch = next(batches)
-            data_batch = tf.nest.map_structure(
-                lambda value: (
-                    strategy.reduce("MEAN", value, axis=None)
-                    if isinstance(value, tf.distribute.DistributedValues)
-                    else value
-                ),
-                batch,
-            )
-            break
-        return super()._maybe_symbolic_build(data_batch=data_batch)
-
-    def _multi_worker(self) -> bool:
-        # The same test Keras applies before averaging logs along axis 0 (chief + workers).
-        strategy = self._distribute_strategy
-        return (
-            isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode()
-        )
-
-    def _as_worker_vectors(self, logs):
-        # Keras 3 averages a multi-worker step's logs with `strategy.reduce("MEAN", v, axis=0)`,
-        # which has no axis 0 for the scalar loss and metrics; give each a length-1 axis.
-        if not self._multi_worker():
-            return logs
-        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
-
-    def train_step(self, data):
-        return self._as_worker_vectors(super().train_step(data))
-
-    def test_step(self, data):
-        return self._as_worker_vectors(super().test_step(data))
+        self.head = head
+        self.fc_units = fc_units
+        self.crop_size = crop_size
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -192,11 +161,15 @@ class MDCSDNetwork(keras.Model):
             "per_channel_stitch": self.per_channel_stitch,
             "dropout": self.dropout,
             "bn_momentum": self.bn_momentum,
+            "head": self.head,
+            "fc_units": self.fc_units,
+            "crop_size": self.crop_size,
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        return cls(**config)
+        # Models saved before the head option existed concatenated the pooled features.
+        return cls(**{"head": "pooled", **config})
 
 
 def build_model(

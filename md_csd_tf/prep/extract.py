@@ -32,16 +32,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from md_csd_tf.data.manifest import MANIFEST_COLUMNS
 from md_csd_tf.errors import UserError
 from md_csd_tf.prep.faces import Box, FaceCropper
 from md_csd_tf.prep.layouts import Failure, VideoRecord, scan_dataset
 from md_csd_tf.prep.splits import SPLITS
 from md_csd_tf.prep.video import SAMPLINGS, VideoError, iter_frames
 
-MANIFEST_COLUMNS = (
-    "dataset", "split", "method", "compression", "video_id", "frame_index", "path", "label",
-    "box_left", "box_top", "box_right", "box_bottom", "face_score",
-)  # fmt: skip
 PARTIAL_PREFIX = ".partial-"
 FORMATS = ("png", "jpg")
 

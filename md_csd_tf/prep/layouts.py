@@ -25,11 +25,9 @@ import dataclasses
 from pathlib import Path
 
 from md_csd_tf.errors import UserError
+from md_csd_tf.names import DATASETS, FFPP_METHODS, FFPP_OPTIONAL_METHODS
 from md_csd_tf.prep.splits import SPLITS, load_splits, split_of_videos
 
-DATASETS = ("ffpp", "dfd", "celebdf")
-FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
-FFPP_OPTIONAL_METHODS = ("FaceShifter",)  # only in later FF++ releases: used when present
 CELEBDF_FOLDERS = {
     "Celeb-real": "real",
     "YouTube-real": "real",

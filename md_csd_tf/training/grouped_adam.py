@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from md_csd_tf.layers.cross_stitch import ALPHA_WEIGHT_NAME
+from md_csd_tf.training import keras_compat
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
@@ -54,7 +55,7 @@ class GroupedAdam(keras.optimizers.Adam):
             trainable=False,
             aggregation="only_first_replica",
         )
-        self._track_variable(self._stitch_learning_rate)
+        keras_compat.track_variable(self, self._stitch_learning_rate)
         self._stitch_indices = frozenset()
 
     @property
@@ -75,11 +76,11 @@ class GroupedAdam(keras.optimizers.Adam):
             return
         super().build(var_list)
         self._stitch_indices = frozenset(
-            self._get_variable_index(v) for v in var_list if self.is_stitch_variable(v)
+            keras_compat.variable_index(self, v) for v in var_list if self.is_stitch_variable(v)
         )
 
     def update_step(self, gradient, variable, learning_rate):
-        if self._get_variable_index(variable) in self._stitch_indices:
+        if keras_compat.variable_index(self, variable) in self._stitch_indices:
             learning_rate = self._stitch_learning_rate
         super().update_step(gradient, variable, learning_rate)
 

@@ -118,6 +118,24 @@ def video_key(frame_table: pd.DataFrame) -> list[str]:
     return [c for c in VIDEO_KEY if c in frame_table.columns]
 
 
+AGGREGATES = ("mean", "vote")
+
+
+def video_score(scores, how: str = "mean", threshold: float = 0.5) -> float:
+    """A video's score from its frame scores: the one aggregator of evaluation and predict.
+
+    "mean": the mean frame probability (the paper's "average ... for all the frames in a video",
+    Sec. III.B). "vote": the fraction of frames with probability strictly above `threshold`, so
+    thresholding it at 0.5 is a strict majority vote (a tie counts as real).
+    """
+    if how not in AGGREGATES:
+        raise ValueError(f"how must be one of {AGGREGATES}, got {how!r}")
+    scores = np.asarray(scores, dtype=np.float64)
+    if how == "vote":
+        scores = (scores > threshold).astype(np.float64)
+    return float(scores.mean())
+
+
 def aggregate_videos(
     frame_table: pd.DataFrame, how: str = "mean", threshold: float = 0.5
 ) -> pd.DataFrame:
@@ -126,10 +144,7 @@ def aggregate_videos(
     Args:
         frame_table: Columns video_id, label, prob; optional dataset/method/compression form part
             of the video key (see `VIDEO_KEY`) and are carried over.
-        how: "mean" — the video's score is the mean frame probability (the paper's "average ...
-            for all the frames in a video"); "vote" — the score is the fraction of frames with
-            `prob > threshold`, so thresholding it at 0.5 is a strict majority vote (a tie counts
-            as real).
+        how: "mean" or "vote", see `video_score`.
         threshold: Frame decision threshold, used by "vote" only.
 
     Returns:
@@ -140,19 +155,16 @@ def aggregate_videos(
             (a sign the key is incomplete, e.g. a table mixing methods without a method column).
     """
     _check_table(frame_table)
-    if how not in ("mean", "vote"):
-        raise ValueError(f"how must be 'mean' or 'vote', got {how!r}")
+    if how not in AGGREGATES:
+        raise ValueError(f"how must be one of {AGGREGATES}, got {how!r}")
     key = video_key(frame_table)
     table = frame_table[[*key, "label", "prob"]].copy()
-    table["prob"] = table["prob"].astype(np.float64)
-    if how == "vote":
-        table["prob"] = (table["prob"] > threshold).astype(np.float64)
     # dropna=False: a real video may carry NaN in `method`; it must still be a group.
     grouped = table.groupby(key, sort=True, dropna=False)
     videos = grouped.agg(
         label=("label", "first"),
         n_labels=("label", "nunique"),
-        prob=("prob", "mean"),
+        prob=("prob", lambda p: video_score(p, how, threshold)),
         n_frames=("prob", "size"),
     ).reset_index()
     mixed = videos[videos["n_labels"] > 1]

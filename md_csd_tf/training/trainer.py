@@ -40,6 +40,7 @@ from md_csd_tf.models.md_csd import VARIANTS, build_model
 from md_csd_tf.models.saving import load_model
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
 from md_csd_tf.training.grouped_adam import unwrap_optimizer
+from md_csd_tf.training.keras_compat import apply_multi_worker_fixes
 from md_csd_tf.training.recipe import compile_model
 from md_csd_tf.training.strategy import is_chief, make_strategy
 
@@ -54,7 +55,7 @@ class TrainConfig:
         dataset / compression / methods: which crops to train on; `methods=None` takes every
             manipulation in the manifest plus all reals. The paper's "all" is FF++'s four
             methods, which `workflows.run_ff` passes explicitly (newer FF++ adds FaceShifter).
-        variant / transform / image_size / middle_blocks: the model (`build_model`).
+        variant / transform / image_size / middle_blocks / head: the model (`build_model`).
         rgb_weights: "imagenet" (paper), None, or a weights file.
         bn_momentum: BatchNormalization momentum (Xception's 0.99; lower for short runs).
         epochs: epochs to train in total. The paper does not state it; 20 is our default
@@ -66,7 +67,9 @@ class TrainConfig:
         steps_per_epoch / validation_steps: cap batches per epoch (None: a full pass).
         max_frames_per_video: use only the first N frames of each video (quick runs).
         freq_stat_samples: crops sampled to measure the frequency-input statistics.
-        flip / jpeg_quality / blur_probability / balance: see `PipelineConfig`.
+        flip / jpeg_quality / blur_probability / balance: see `PipelineConfig`. The paper
+            describes no augmentation, so all are off by default (`balance` is its frame
+            balancing, on).
         strategy: "auto", "default", "mirrored" or "multi_worker" (`make_strategy`).
         mixed_precision: float16 compute on GPUs.
         run_eagerly: skip graph tracing (useful on CPU for tiny runs and debugging).
@@ -82,6 +85,7 @@ class TrainConfig:
     transform: str = "dct"
     image_size: int = 299
     middle_blocks: int = 8
+    head: str = "fc"
     rgb_weights: str | None = "imagenet"
     bn_momentum: float = 0.99
     epochs: int = 20
@@ -94,7 +98,7 @@ class TrainConfig:
     validation_steps: int | None = None
     max_frames_per_video: int | None = None
     freq_stat_samples: int = 512
-    flip: bool = True
+    flip: bool = False
     jpeg_quality: tuple[int, int] | None = None
     blur_probability: float = 0.0
     balance: bool = True
@@ -199,7 +203,7 @@ def _load_frames(config: TrainConfig):
 # Settings that may change between a run and its resumption: how long and how it is run, not
 # what is trained. Everything else must match, or the resumed run would silently mix two setups.
 # rgb_weights and freq_stat_samples only shape a fresh model; a resumed one comes from last.keras.
-_RESUMABLE_CHANGES = {
+RESUMABLE_CHANGES = {
     "epochs", "verbose", "run_eagerly", "strategy", "out_dir", "steps_per_epoch",
     "validation_steps", "rgb_weights", "freq_stat_samples",
 }  # fmt: skip
@@ -237,7 +241,7 @@ def _prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
     previous = _comparable(_read_json(out / "config.json").get("config", {}))
     current = _comparable(dataclasses.asdict(config))
     changed = sorted(
-        key for key in current.keys() - _RESUMABLE_CHANGES if previous.get(key) != current[key]
+        key for key in current.keys() - RESUMABLE_CHANGES if previous.get(key) != current[key]
     )
     if changed:
         raise UserError(
@@ -270,6 +274,14 @@ def _check_crops_exist(frames, manifest: str) -> None:
             f"{manifest}: {len(missing)} listed crops are missing on disk (e.g. {missing[0]}); "
             "re-run `md-csd prepare` into the manifest's folder."
         )
+
+
+def _crop_size(frames) -> int | None:
+    """Side of the training crops (one is read): predict cuts faces at this size later."""
+    import cv2
+
+    image = cv2.imread(frames["abs_path"].iloc[0], cv2.IMREAD_UNCHANGED)
+    return None if image is None else int(image.shape[0])
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -319,6 +331,8 @@ def _train(config: TrainConfig) -> TrainResult:
                 if "rgb" in VARIANTS[config.variant]["branches"]
                 else None,
                 bn_momentum=config.bn_momentum,
+                head=config.head,
+                crop_size=_crop_size(train_frames),
             )
             if "freq" in model.branches:
                 mean, std = frequency_statistics(
@@ -330,6 +344,7 @@ def _train(config: TrainConfig) -> TrainResult:
                 )
                 model.set_frequency_statistics(mean, std)
             compile_model(model, config.base_lr, config.stitch_lr, jit_compile=False)
+        apply_multi_worker_fixes(model, strategy)
     model.run_eagerly = config.run_eagerly
 
     pipeline = dataclasses.replace(config.pipeline(model.branches), seed=config.seed + epoch_offset)
