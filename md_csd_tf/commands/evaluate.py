@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from md_csd_tf.commands._options import positive, probability
+
 NAME = "evaluate"
 HELP = "score a saved model on prepared crops: accuracy, AUC, EER, AP; metrics.json, predictions.csv, roc.png"
 
@@ -20,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compression", default=None)
     parser.add_argument("--methods", nargs="+", default=None)
     parser.add_argument("--aggregate", choices=("mean", "vote"), default="mean", help="video score")
-    parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threshold", type=probability, default=0.5)
+    parser.add_argument("--batch-size", type=positive, default=32)
 
 
 def run(args: argparse.Namespace) -> int:
