@@ -27,11 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from md_csd_tf.data.manifest import read_manifest, select
+    from md_csd_tf.data.manifest import check_crops_exist, read_manifest, select
+    from md_csd_tf.files import check_writable
     from md_csd_tf.models.saving import load_model
     from md_csd_tf.training.evaluate import evaluate_model
 
-    model = load_model(args.model, compile=False)
+    # Everything that can be refused in one line is checked before the model is loaded.
+    check_writable(args.out, "folder", "--out")
     frames = select(
         read_manifest(args.data),
         split=args.split,
@@ -39,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         compression=args.compression,
         methods=args.methods,
     )
+    check_crops_exist(frames, args.data)
+    model = load_model(args.model, compile=False)
     result = evaluate_model(
         model, frames, args.out, args.batch_size, args.aggregate, args.threshold
     )

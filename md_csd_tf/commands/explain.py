@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from md_csd_tf.errors import UserError
+    from md_csd_tf.files import check_writable
     from md_csd_tf.inference.batch import collect_inputs
     from md_csd_tf.inference.detector import Detector, read_image
     from md_csd_tf.inference.gradcam import GradCamExplainer, write_explanation
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = collect_inputs(args.inputs)
     if not inputs:
         raise UserError(f"no image or video found in {' '.join(args.inputs)}")
+    check_writable(args.out, "folder", "--out")
     detector = Detector.load(args.model, batch_size=1)
     explainer = GradCamExplainer(detector.model)
     failed = 0
@@ -52,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
                 if args.detect:
                     crop, _, _ = detector.cropper.crop(image)
                     if crop is None:
-                        raise UserError(f"{path}: no face found (dlib)")
+                        raise UserError(
+                            f"{path}: no face found (dlib); pass --no-detect if it is already "
+                            "a face crop"
+                        )
                 else:
                     crop = detector.fit_crop(image)
                 crops = [(crop, None)]

@@ -50,9 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from md_csd_tf.errors import UserError
+    from md_csd_tf.files import check_writable
 
     if args.output and not args.output.lower().endswith((".csv", ".json")):
         raise UserError(f"--output {args.output}: must end in .csv or .json")
+    if args.output:  # before scoring: an unwritable --output must not cost the whole run
+        check_writable(args.output, "file", "--output")
 
     from md_csd_tf.inference.batch import (
         collect_inputs,
@@ -82,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         **options,
     )
     print(format_table(rows))
+    for row in rows:
+        if row.face_note:
+            print(f"note: {row.face_note}")
     failed = [r for r in rows if not r.ok]
     for row in failed:
         print(f"md-csd predict: error: {row.error}", file=sys.stderr)
