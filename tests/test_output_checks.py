@@ -33,11 +33,16 @@ def _one_error_line(capsys, command: str) -> str:
 
 @pytest.mark.parametrize(
     ("command", "extra"),
-    [("evaluate", ["--data", "manifest.csv"]), ("export", []), ("explain", ["face.png"])],
+    [
+        ("evaluate", ["--model", "never-loaded.keras", "--data", "manifest.csv"]),
+        ("export", ["--model", "never-loaded.keras"]),
+        ("explain", ["--model", "never-loaded.keras", "face.png"]),
+        ("tsne", ["--model", "never-loaded.keras", "--data", "manifest.csv"]),
+        ("spectrum", ["--data", "manifest.csv"]),
+    ],
 )
-def test_an_unwritable_out_is_refused_first(command, extra, blocked, tmp_path, capsys):
-    model = str(tmp_path / "never-loaded.keras")
-    assert cli.main([command, "--model", model, "--out", str(blocked), *extra]) == 2
+def test_an_unwritable_out_is_refused_first(command, extra, blocked, capsys):
+    assert cli.main([command, "--out", str(blocked), *extra]) == 2
     assert f"--out {blocked}: cannot be created" in _one_error_line(capsys, command)
 
 

@@ -29,11 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from md_csd_tf.errors import UserError
+    from md_csd_tf.files import check_writable
     from md_csd_tf.inference.spectrum import spectrum_report
 
-    if args.max_per_group < 1:
-        raise UserError("--max-per-group must be positive")
+    check_writable(args.out, "folder", "--out")
     summary = spectrum_report(
         args.data,
         args.out,

@@ -471,6 +471,15 @@ def _check(config: ExtractConfig) -> None:
         raise UserError(f"--frames must be positive, got {config.frames}")
     if config.detect_every < 1:
         raise UserError(f"detect_every must be >= 1, got {config.detect_every}")
+    # The CLI checks its flags (commands/_options.py); these cover configs built in Python.
+    for name in ("image_size", "workers", "max_videos", "detect_max_side"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise UserError(f"{name} must be a positive integer, got {value}")
+    if not 1 <= config.jpeg_quality <= 100:
+        raise UserError(f"jpeg_quality must be from 1 to 100, got {config.jpeg_quality}")
+    if not config.scale > 0:
+        raise UserError(f"scale must be positive, got {config.scale}")
 
 
 def _crop_settings(config: ExtractConfig) -> dict:
