@@ -217,7 +217,10 @@ def test_cli_prepare(tmp_path, capsys):
             "--image-size", "32", "--format", "jpg", "--frames", "2", "--quiet", "--workers", "1"]  # fmt: skip
     assert cli_main(argv) == 0
     printed = capsys.readouterr().out
-    assert "7 extracted (0 of them redone" in printed and str(out / "manifest.csv") in printed
+    assert "7 extracted, 0 already done" in printed and str(out / "manifest.csv") in printed
     table = _manifest(out)
     assert len(table) == 14 and table.path.str.endswith(".jpg").all()
+    (out / table.path[0]).unlink()
+    assert cli_main(argv) == 0
+    assert "1 extracted (1 redone: crops were missing), 6 already done" in capsys.readouterr().out
     assert cli_main(["prepare", "--dataset", "ffpp", "--root", str(root), "--out", str(out)]) == 2

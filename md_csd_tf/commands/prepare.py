@@ -82,10 +82,11 @@ def run(args: argparse.Namespace) -> int:
     from md_csd_tf.prep.extract import extract_faces
 
     result = extract_faces(config_from_args(args))
+    # Videos a resume found incomplete (crops deleted or empty) and extracted again.
+    redone = f" ({result.videos_redone} redone: crops were missing)" if result.videos_redone else ""
     print(
         f"{args.dataset}: {result.videos_listed} videos listed, {result.videos_extracted} "
-        f"extracted ({result.videos_redone} of them redone: crops were missing), "
-        f"{result.videos_skipped} already done, {result.videos_failed} failed; "
+        f"extracted{redone}, {result.videos_skipped} already done, {result.videos_failed} failed; "
         f"{result.crops_written} crops written, {result.frames_without_face} frames without a face"
     )
     print(f"manifest: {result.manifest}")
