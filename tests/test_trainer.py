@@ -3,6 +3,8 @@
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pandas as pd
 import pytest
 from data_fixtures import write_crop_manifest
 
+import md_csd_tf
 from md_csd_tf import load_model
 from md_csd_tf.data.manifest import read_manifest, select
 from md_csd_tf.errors import UserError
@@ -151,6 +154,24 @@ def test_run_folder_busy_or_unwritable_is_refused_before_work(manifest, tmp_path
     blocker.write_text("")
     with pytest.raises(UserError, match=r"--out .*a-file/run: cannot be created, .* is a file"):
         train(tiny(manifest, blocker / "run"))
+
+
+def test_md_csd_train_process_on_a_busy_run_folder_exits_2_naming_the_holder(manifest, tmp_path):
+    run = tmp_path / "run"
+    repo = str(Path(md_csd_tf.__file__).resolve().parent.parent)
+    argv = [sys.executable, "-m", "md_csd_tf.cli", "train", "--data", manifest, "--out", str(run)]
+    with OutputLock(run, "md-csd train"):
+        done = subprocess.run(
+            argv, env={**os.environ, "PYTHONPATH": repo}, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1] == (
+        f"md-csd train: error: {run}: in use by md-csd train (PID {os.getpid()}); wait for it "
+        "to finish or use another output folder"
+    )
+    assert not (run / "config.json").exists()
 
 
 def test_a_corrupt_last_keras_says_how_to_go_on(manifest, tmp_path):
