@@ -290,9 +290,9 @@ def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
     """Ends this worker soon after its parent dies (kill -9 included).
 
     A pool worker whose parent was killed is re-parented and would otherwise keep its ~70 MB and
-    the multiprocessing resource tracker alive. Polling ``getppid`` is portable (Linux's
-    parent-death signal fires when the parent *thread* that spawned the worker ends, which for a
-    process pool is not the main thread).
+    the multiprocessing resource tracker alive. Polling ``getppid`` is portable, and unlike
+    Linux's parent-death signal it does not fire early when the parent *thread* that spawned the
+    worker ends (a process pool may spawn replacement workers from its manager thread).
     """
 
     def watch() -> None:
