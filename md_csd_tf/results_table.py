@@ -12,11 +12,11 @@ import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from md_csd_tf.files import atomic_write_text
 from md_csd_tf.paper import OURS, paper_table, paper_value
 
 COLUMNS = ("setting", "metric", "ours", "paper", "delta")
@@ -67,18 +67,6 @@ def _format(value: Any, metric: str) -> str:
     return str(value).replace("|", "\\|")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_table(
     rows: Iterable[Mapping[str, Any]], out_stem: str | os.PathLike, title: str | None = None
 ) -> tuple[Path, Path]:
@@ -108,14 +96,14 @@ def write_table(
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("paper: numbers as printed in Agarwal et al., FG 2021; delta = ours - paper.")
-    _atomic_write_text(md_path, "\n".join(lines) + "\n")
+    atomic_write_text(md_path, "\n".join(lines) + "\n")
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in table:
         writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in columns})
-    _atomic_write_text(csv_path, buffer.getvalue())
+    atomic_write_text(csv_path, buffer.getvalue())
     return md_path, csv_path
 
 
