@@ -81,6 +81,14 @@ def test_explain_command_writes_pngs(setup, capsys):
     assert "p(fake)=" in capsys.readouterr().out
 
 
+def test_explain_on_a_crop_without_no_detect_suggests_it(setup, capsys):
+    flat = setup["root"] / "flat.png"
+    write_png(flat, np.full((IMAGE_SIZE, IMAGE_SIZE, 3), 90, np.uint8))  # nothing to detect
+    argv = ["explain", "--model", str(setup["model"]), str(flat), "--out", str(setup["root"])]
+    assert cli.main(argv) == 1
+    assert f"{flat}: no face found (dlib); pass --no-detect" in capsys.readouterr().err
+
+
 def test_spectrum_command(setup, capsys):
     out = setup["root"] / "spectrum"
     assert cli.main(["spectrum", "--data", str(setup["manifest"]), "--out", str(out)]) == 0

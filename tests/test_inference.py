@@ -13,6 +13,7 @@ from md_csd_tf import cli
 from md_csd_tf.errors import UserError
 from md_csd_tf.inference.batch import collect_inputs
 from md_csd_tf.inference.detector import Detector, InputError
+from md_csd_tf.prep import synthetic
 from md_csd_tf.training.metrics import aggregate_videos, video_score
 
 
@@ -97,6 +98,10 @@ def test_bad_models_are_refused(files):
             Detector.load(path)
         assert str(path) in str(info.value) and "\n" not in str(info.value), name
     assert "not an md-csd-tf" in str(pytest.raises(UserError, Detector.load, bad["foreign"]).value)
+    # Keras' own refusal is long and ended up cut mid-sentence; ours is whole and says why.
+    refusal = str(pytest.raises(UserError, Detector.load, bad["lambda"]).value)
+    assert refusal.endswith("md-csd-tf models contain none, so use a model saved by md-csd-tf.")
+    assert "Lambda" in refusal and "safe_mode=False" not in refusal
     # The CLI turns them into exit status 2 and one line.
     assert cli.main(["predict", "--model", str(bad["corrupt"]), str(files["image"])]) == 2
 
@@ -150,3 +155,26 @@ def test_cli_json_vote_all_good(files, detector, capsys):
     api = detector.predict_image(files["image"])
     assert image["fake_probability"] == pytest.approx(api.score, abs=1e-6)
     assert "2 of 2 inputs scored" in capsys.readouterr().out
+
+
+def test_cli_says_when_only_some_sampled_frames_had_a_face(files, capsys):
+    flat = np.full((3, 240, 320, 3), 90, np.uint8)
+    video = files["root"] / "partly.mp4"
+    synthetic.write_video(video, np.concatenate([render_face_video()[:3], flat]))
+    status = cli.main(
+        ["predict", "--model", str(files["model"]), str(video), "--frames", "6", "--quiet"]
+    )
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert f"note: {video}: only 3 of 6 sampled frames had a face" in printed
+
+
+def test_cli_checks_the_output_before_scoring(files, capsys):
+    blocker = files["root"] / "a-file"
+    blocker.write_text("")
+    output = blocker / "results.csv"
+    argv = ["predict", "--model", str(files["model"]), str(files["video"]), "--output", str(output)]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing was scored, no table printed and then lost
+    assert captured.err.count("\n") == 1 and f"--output {output}" in captured.err

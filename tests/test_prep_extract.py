@@ -174,7 +174,40 @@ def test_wrong_root(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(UserError, match="expected folder original_sequences/youtube/c23/videos"):
         extract_faces(_config("ffpp", tmp_path, out))
-    assert "original_sequences/youtube/c23/videos is missing" in (out / "failures.csv").read_text()
+    assert not out.exists()  # refused before writing anything, no stray failures.csv
+
+
+def test_a_root_with_the_right_folders_but_no_video_is_an_error(tmp_path):
+    root = make_celebdf(tmp_path / "celeb", n=2)
+    for video in root.rglob("*.mp4"):
+        video.unlink()
+    with pytest.raises(UserError, match=r"no celebdf videos found .* \(e\.g\. \.mp4\)"):
+        extract_faces(_config("celebdf", root, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_redoes_videos_whose_crops_are_missing_or_empty(tmp_path):
+    root = make_dfd(tmp_path / "dfd", n=3)
+    out = tmp_path / "out"
+    extract_faces(_config("dfd", root, out))
+    videos = out / "dfd" / "c23" / "DeepFakeDetection"
+    deleted = videos / "01_02__talking__ABCDEF12" / "0001.png"
+    emptied = videos / "02_01__walking__0A1B2C3D" / "0000.png"
+    deleted.unlink()
+    emptied.write_bytes(b"")  # what a full disk leaves behind
+    result = extract_faces(_config("dfd", root, out))
+    assert (result.videos_extracted, result.videos_redone, result.videos_skipped) == (2, 2, 3)
+    assert cv2.imread(str(deleted)) is not None and cv2.imread(str(emptied)) is not None
+    table = _manifest(out)
+    assert len(table) == 5 * 3 and all((out / p).stat().st_size > 0 for p in table.path)
+    # A video that cannot be redone (its file is gone) drops out of the manifest instead of
+    # listing crops that do not exist.
+    deleted.unlink()
+    (
+        root / "manipulated_sequences/DeepFakeDetection/c23/videos/01_02__talking__ABCDEF12.mp4"
+    ).unlink()
+    extract_faces(_config("dfd", root, out))
+    assert "01_02__talking__ABCDEF12" not in set(_manifest(out).video_id)
 
 
 def test_cli_prepare(tmp_path, capsys):
@@ -184,7 +217,10 @@ def test_cli_prepare(tmp_path, capsys):
             "--image-size", "32", "--format", "jpg", "--frames", "2", "--quiet", "--workers", "1"]  # fmt: skip
     assert cli_main(argv) == 0
     printed = capsys.readouterr().out
-    assert "7 extracted" in printed and str(out / "manifest.csv") in printed
+    assert "7 extracted, 0 already done" in printed and str(out / "manifest.csv") in printed
     table = _manifest(out)
     assert len(table) == 14 and table.path.str.endswith(".jpg").all()
+    (out / table.path[0]).unlink()
+    assert cli_main(argv) == 0
+    assert "1 extracted (1 redone: crops were missing), 6 already done" in capsys.readouterr().out
     assert cli_main(["prepare", "--dataset", "ffpp", "--root", str(root), "--out", str(out)]) == 2

@@ -2,6 +2,9 @@
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +12,11 @@ import pandas as pd
 import pytest
 from data_fixtures import write_crop_manifest
 
+import md_csd_tf
 from md_csd_tf import load_model
 from md_csd_tf.data.manifest import read_manifest, select
 from md_csd_tf.errors import UserError
+from md_csd_tf.files import OutputLock
 from md_csd_tf.training.evaluate import predict_frames
 from md_csd_tf.training.trainer import TrainConfig, train
 
@@ -126,6 +131,58 @@ def test_bad_options_and_missing_crops_are_one_line_errors(manifest, tmp_path):
     table.to_csv(moved, index=False)  # crop paths are relative to the manifest: now missing
     with pytest.raises(UserError, match="missing on disk"):
         train(tiny(str(moved), tmp_path / "run"))
+
+
+def test_numbers_out_of_range_are_refused_with_the_accepted_range(manifest, tmp_path):
+    with pytest.raises(UserError, match=r"epochs = -1: expected a positive integer"):
+        train(tiny(manifest, tmp_path / "run", epochs=-1))
+    with pytest.raises(UserError, match=r"base_lr = 0.0: expected a number in \(0, inf\)"):
+        train(tiny(manifest, tmp_path / "run", base_lr=0.0))
+    with pytest.raises(UserError, match=r"MIN <= MAX, both from 1 to 100"):
+        train(tiny(manifest, tmp_path / "run", jpeg_quality=(90, 50)))
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
+
+
+def test_run_folder_busy_or_unwritable_is_refused_before_work(manifest, tmp_path):
+    run = tmp_path / "run"
+    # flock conflicts between two opens even in one process, so this stands for a second run.
+    with OutputLock(run, "md-csd train"), pytest.raises(UserError) as refused:
+        train(tiny(manifest, run))
+    assert f"in use by md-csd train (PID {os.getpid()})" in str(refused.value)
+    assert not (run / "config.json").exists()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match=r"--out .*a-file/run: cannot be created, .* is a file"):
+        train(tiny(manifest, blocker / "run"))
+
+
+def test_md_csd_train_process_on_a_busy_run_folder_exits_2_naming_the_holder(manifest, tmp_path):
+    run = tmp_path / "run"
+    repo = str(Path(md_csd_tf.__file__).resolve().parent.parent)
+    argv = [sys.executable, "-m", "md_csd_tf.cli", "train", "--data", manifest, "--out", str(run)]
+    with OutputLock(run, "md-csd train"):
+        done = subprocess.run(
+            argv, env={**os.environ, "PYTHONPATH": repo}, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1] == (
+        f"md-csd train: error: {run}: in use by md-csd train (PID {os.getpid()}); wait for it "
+        "to finish or use another output folder"
+    )
+    assert not (run / "config.json").exists()
+
+
+def test_a_corrupt_last_keras_says_how_to_go_on(manifest, tmp_path):
+    run = tmp_path / "run"
+    config = tiny(manifest, run, epochs=2)
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": dataclasses.asdict(config)}))
+    (run / "state.json").write_text(json.dumps({"epoch": 1, "best_val_accuracy": 0.5}))
+    (run / "last.keras").write_bytes(b"cut short by a full disk")
+    with pytest.raises(UserError, match=r"delete last.keras and state.json .* copy best.keras"):
+        train(config)
 
 
 def test_a_split_with_one_class_is_a_clear_error(manifest, tmp_path):

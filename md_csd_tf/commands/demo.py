@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from md_csd_tf.commands._options import positive
+
 NAME = "demo"
 HELP = "make the stand-in dataset, prepare faces, train a small model, test it, print the tables"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_run", help="folder for data, runs and results")
-    parser.add_argument("--epochs", type=int, default=None, help="default: the demo's 5")
+    parser.add_argument("--epochs", type=positive, default=None, help="default: the demo's 5")
     parser.add_argument("--smoke", action="store_true", help="tiny settings that finish in seconds")
 
 

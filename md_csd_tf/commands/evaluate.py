@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from md_csd_tf.commands._options import positive, probability
+
 NAME = "evaluate"
 HELP = "score a saved model on prepared crops: accuracy, AUC, EER, AP; metrics.json, predictions.csv, roc.png"
 
@@ -20,16 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compression", default=None)
     parser.add_argument("--methods", nargs="+", default=None)
     parser.add_argument("--aggregate", choices=("mean", "vote"), default="mean", help="video score")
-    parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threshold", type=probability, default=0.5)
+    parser.add_argument("--batch-size", type=positive, default=32)
 
 
 def run(args: argparse.Namespace) -> int:
-    from md_csd_tf.data.manifest import read_manifest, select
+    from md_csd_tf.data.manifest import check_crops_exist, read_manifest, select
+    from md_csd_tf.files import check_writable
     from md_csd_tf.models.saving import load_model
     from md_csd_tf.training.evaluate import evaluate_model
 
-    model = load_model(args.model, compile=False)
+    # Everything that can be refused in one line is checked before the model is loaded.
+    check_writable(args.out, "folder", "--out")
     frames = select(
         read_manifest(args.data),
         split=args.split,
@@ -37,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         compression=args.compression,
         methods=args.methods,
     )
+    check_crops_exist(frames, args.data)
+    model = load_model(args.model, compile=False)
     result = evaluate_model(
         model, frames, args.out, args.batch_size, args.aggregate, args.threshold
     )

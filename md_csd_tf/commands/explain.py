@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from md_csd_tf.commands._options import positive
+
 NAME = "explain"
 HELP = (
     "Grad-CAM heatmaps of the RGB branch and of the frequency branch over the face crop, as "
@@ -17,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video, image or folder")
     parser.add_argument("--out", required=True, help="folder for the PNGs")
     parser.add_argument(
-        "--frames", type=int, default=1, help="evenly spaced frames explained per video (1)"
+        "--frames", type=positive, default=1, help="evenly spaced frames explained per video (1)"
     )
     parser.add_argument(
         "--target", choices=("predicted", "fake", "real"), default="predicted",
@@ -31,15 +33,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from md_csd_tf.errors import UserError
+    from md_csd_tf.files import check_writable
     from md_csd_tf.inference.batch import collect_inputs
     from md_csd_tf.inference.detector import Detector, read_image
     from md_csd_tf.inference.gradcam import GradCamExplainer, write_explanation
 
-    if args.frames < 1:
-        raise UserError("--frames must be positive")
     inputs = collect_inputs(args.inputs)
     if not inputs:
         raise UserError(f"no image or video found in {' '.join(args.inputs)}")
+    check_writable(args.out, "folder", "--out")
     detector = Detector.load(args.model, batch_size=1)
     explainer = GradCamExplainer(detector.model)
     failed = 0
@@ -52,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
                 if args.detect:
                     crop, _, _ = detector.cropper.crop(image)
                     if crop is None:
-                        raise UserError(f"{path}: no face found (dlib)")
+                        raise UserError(
+                            f"{path}: no face found (dlib); pass --no-detect if it is already "
+                            "a face crop"
+                        )
                 else:  # already a crop; Grad-CAM resizes it as every path does
                     crop = image
                 crops = [(crop, None)]

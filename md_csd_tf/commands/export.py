@@ -19,27 +19,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import shutil
 
     from md_csd_tf.errors import UserError
+    from md_csd_tf.files import atomic_path, check_writable
 
     if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
         raise UserError(f"{args.out}: folder exists and is not empty; pass --overwrite")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError(f"{args.out}: exists and is not a folder")
+    # Checked before the model is loaded; the SavedModel is renamed into --out's parent.
+    check_writable(args.out, "folder" if os.path.isdir(args.out) else "file", "--out")
 
     from md_csd_tf.inference.detector import Detector
     from md_csd_tf.inference.export import SIGNATURE, export_saved_model
 
     model = Detector.load(args.model).model
-    # Write next to the target and rename, so a failed export never leaves half a SavedModel
-    # where a server might pick it up.
-    partial = f"{os.path.normpath(args.out)}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    export_saved_model(model, partial)
-    if os.path.isdir(args.out):
-        shutil.rmtree(args.out)
-    os.replace(partial, args.out)
+    # Written beside the target under a unique name and renamed, so a failed export never
+    # leaves half a SavedModel where a server might pick it up.
+    with atomic_path(os.path.normpath(args.out)) as partial:
+        export_saved_model(model, str(partial))
     size = model.image_size
     print(f"wrote SavedModel {args.out}")
     print(

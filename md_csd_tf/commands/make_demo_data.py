@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from md_csd_tf.commands._options import non_negative, positive
+
 USES_TENSORFLOW = False  # keeps the command light: no TensorFlow import
 NAME = "make-demo-data"
 HELP = (
@@ -36,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output root (ffpp/, dfd/, celebdf/)")
     parser.add_argument(
         "--videos",
-        type=int,
+        type=positive,
         default=20,
         help="real FF++ videos, taken as official pairs split about 60/20/20 (default 20)",
     )
@@ -44,21 +46,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pairs", type=_pairs, help="TRAIN,VAL,TEST pair counts; overrides --videos"
     )
     parser.add_argument(
-        "--frames", type=int, default=25, help="frames per video, 12 fps (default 25)"
+        "--frames", type=positive, default=25, help="frames per video, 12 fps (default 25)"
     )
     parser.add_argument(
         "--size", type=_size, default=(320, 240), help="WIDTHxHEIGHT (default 320x240)"
     )
     parser.add_argument(
-        "--dfd-actors", type=int, default=4, help="DFD actors, 2 scenes each (default 4)"
+        "--dfd-actors", type=positive, default=4, help="DFD actors, 2 scenes each (default 4)"
     )
     parser.add_argument(
-        "--celebdf-videos", type=int, default=4, help="Celeb-real videos, one fake each (default 4)"
+        "--celebdf-videos",
+        type=positive,
+        default=4,
+        help="Celeb-real videos, one fake each (default 4)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="the dataset is a function of it")
+    parser.add_argument(
+        "--seed", type=non_negative, default=0, help="the dataset is a function of it"
+    )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=positive,
         default=1,
         help="processes (default 1: on a shared 2-core box, 2 ran slower)",
     )

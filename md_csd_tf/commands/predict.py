@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from md_csd_tf.commands._options import non_negative, positive, probability
+
 NAME = "predict"
 HELP = (
     "score videos and images (folders are searched recursively) with a saved model: face "
@@ -12,29 +14,15 @@ HELP = (
 )
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a value in [0, 1], got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a .keras model saved by md-csd-tf")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video, image or folder")
     parser.add_argument(
-        "--frames", type=_positive, default=None,
+        "--frames", type=positive, default=None,
         help="evenly spaced frames per video (default 32); with --every, a cap (default none)",
     )  # fmt: skip
     parser.add_argument(
-        "--every", type=_positive, default=None, metavar="K",
+        "--every", type=positive, default=None, metavar="K",
         help="score every K-th frame from the first instead of evenly spaced frames",
     )  # fmt: skip
     parser.add_argument(
@@ -42,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="video score: mean frame probability (paper) or fraction of frames voting fake",
     )  # fmt: skip
     parser.add_argument(
-        "--threshold", type=_probability, default=0.5,
+        "--threshold", type=probability, default=0.5,
         help="fake when the probability is above this (default 0.5)",
     )  # fmt: skip
     parser.add_argument(
@@ -50,10 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="images are already face crops: skip face detection (videos always detect)",
     )  # fmt: skip
     parser.add_argument(
-        "--batch-size", type=_positive, default=32, help="crops per model call (default 32)"
+        "--batch-size", type=positive, default=32, help="crops per model call (default 32)"
     )
     parser.add_argument(
-        "--detect-max-side", type=int, default=640,
+        "--detect-max-side", type=non_negative, default=640,
         help="downscale frames to this longest side for face detection (0: full size)",
     )  # fmt: skip
     parser.add_argument("--output", help="write the table to this .csv or .json")
@@ -62,9 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from md_csd_tf.errors import UserError
+    from md_csd_tf.files import check_writable
 
     if args.output and not args.output.lower().endswith((".csv", ".json")):
         raise UserError(f"--output {args.output}: must end in .csv or .json")
+    if args.output:  # before scoring: an unwritable --output must not cost the whole run
+        check_writable(args.output, "file", "--output")
 
     from md_csd_tf.inference.batch import (
         collect_inputs,
@@ -94,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         **options,
     )
     print(format_table(rows))
+    for row in rows:
+        if row.face_note:
+            print(f"note: {row.face_note}")
     failed = [r for r in rows if not r.ok]
     for row in failed:
         print(f"md-csd predict: error: {row.error}", file=sys.stderr)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from md_csd_tf.commands._options import jpeg_quality, non_negative, positive
+
 USES_TENSORFLOW = False  # keeps the command light: no TensorFlow import
 NAME = "prepare"
 HELP = "extract dlib face crops (FF++ 1.3x rule) and a manifest from FF++, DFD or Celeb-DF v2"
@@ -34,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder with FF++ train.json/val.json/test.json overriding the official splits "
         "shipped with the package",
     )  # fmt: skip
-    parser.add_argument("--image-size", type=int, default=299, help="crop side (default 299)")
+    parser.add_argument("--image-size", type=positive, default=299, help="crop side (default 299)")
     parser.add_argument(
-        "--frames", type=int, default=None,
+        "--frames", type=positive, default=None,
         help="frames per video (default, paper: FF++ 270 train / 100 val+test; Celeb-DF, DFD 25)",
     )  # fmt: skip
     parser.add_argument(
@@ -44,15 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="default, paper: consecutive from frame 0 for FF++, uniform for Celeb-DF and DFD",
     )  # fmt: skip
     parser.add_argument("--format", choices=("png", "jpg"), default="png")
-    parser.add_argument("--jpeg-quality", type=int, default=95)
-    parser.add_argument("--workers", type=int, default=None, help="default min(4, CPU count)")
-    parser.add_argument("--max-videos", type=int, default=None, help="per split and method")
+    parser.add_argument("--jpeg-quality", type=jpeg_quality, default=95)
+    parser.add_argument("--workers", type=positive, default=None, help="default min(4, CPU count)")
+    parser.add_argument("--max-videos", type=positive, default=None, help="per split and method")
     parser.add_argument(
-        "--detect-max-side", type=int, default=640,
+        "--detect-max-side", type=non_negative, default=640,
         help="downscale frames to this longest side for detection; 0 = full size",
     )  # fmt: skip
     parser.add_argument(
-        "--detect-every", type=int, default=1,
+        "--detect-every", type=positive, default=1,
         help="run the detector every k-th sampled frame, reuse its box in between (default 1)",
     )  # fmt: skip
     parser.add_argument("--pick", choices=("largest", "best"), default="largest")
@@ -81,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
     from md_csd_tf.prep.extract import extract_faces
 
     result = extract_faces(config_from_args(args))
+    # Videos a resume found incomplete (crops deleted or empty) and extracted again.
+    redone = f" ({result.videos_redone} redone: crops were missing)" if result.videos_redone else ""
     print(
         f"{args.dataset}: {result.videos_listed} videos listed, {result.videos_extracted} "
-        f"extracted, {result.videos_skipped} already done, {result.videos_failed} failed; "
+        f"extracted{redone}, {result.videos_skipped} already done, {result.videos_failed} failed; "
         f"{result.crops_written} crops written, {result.frames_without_face} frames without a face"
     )
     print(f"manifest: {result.manifest}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from md_csd_tf.commands._options import non_negative, positive
+
 NAME = "spectrum"
 HELP = (
     "mean log-DCT heatmaps of real crops and of each manipulation, and their differences "
@@ -16,10 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for the PNGs and the .npy")
     parser.add_argument("--split", default=None, help="only this split (default: all rows)")
     parser.add_argument(
-        "--max-per-group", type=int, default=500,
+        "--max-per-group", type=positive, default=500,
         help="crops averaged per group at most, drawn at random (default 500)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative, default=0)
     parser.add_argument("--dataset", default=None, help="required when the manifest mixes datasets")
     parser.add_argument(
         "--compression", default=None, help="required when the manifest mixes compressions"
@@ -27,11 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from md_csd_tf.errors import UserError
+    from md_csd_tf.files import check_writable
     from md_csd_tf.inference.spectrum import spectrum_report
 
-    if args.max_per_group < 1:
-        raise UserError("--max-per-group must be positive")
+    check_writable(args.out, "folder", "--out")
     summary = spectrum_report(
         args.data,
         args.out,

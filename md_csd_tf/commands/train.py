@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from md_csd_tf.commands._options import (
+    int_range,
+    jpeg_quality,
+    learning_rate,
+    non_negative,
+    positive,
+    probability,
+)
+
 NAME = "train"
 HELP = "train or resume a model on face crops prepared by `md-csd prepare` (paper recipe)"
 
@@ -15,14 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="ffpp")
     parser.add_argument("--compression", default="c23", help="c23, c40, raw; 'any' for all")
     parser.add_argument("--methods", nargs="+", default=None, help="manipulations (default: all)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=32, help="global batch (paper: 32)")
-    parser.add_argument("--base-lr", type=float, default=2e-4)
-    parser.add_argument("--stitch-lr", type=float, default=1e-3)
-    parser.add_argument("--steps-per-epoch", type=int, default=None)
-    parser.add_argument("--max-frames-per-video", type=int, default=None)
-    parser.add_argument("--jpeg-augment", type=int, nargs=2, metavar=("MIN", "MAX"), default=None)
-    parser.add_argument("--blur-augment", type=float, default=0.0, help="probability")
+    parser.add_argument("--epochs", type=positive, default=20)
+    parser.add_argument("--batch-size", type=positive, default=32, help="global batch (paper: 32)")
+    parser.add_argument("--base-lr", type=learning_rate, default=2e-4)
+    parser.add_argument("--stitch-lr", type=learning_rate, default=1e-3)
+    parser.add_argument("--steps-per-epoch", type=positive, default=None)
+    parser.add_argument("--max-frames-per-video", type=positive, default=None)
+    parser.add_argument(
+        "--jpeg-augment", type=jpeg_quality, nargs=2, metavar=("MIN", "MAX"), default=None
+    )
+    parser.add_argument("--blur-augment", type=probability, default=0.0, help="probability")
     add_augment_arguments(parser)
     parser.add_argument("--no-balance", action="store_true", help="no 50/50 real/fake frames")
     parser.add_argument("--strategy", default="auto", choices=_strategies())
@@ -30,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-eagerly", action="store_true", help="no graph tracing (CPU debugging)"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative, default=0)
 
 
 def _strategies():
@@ -65,8 +76,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) 
         help="fc (paper: the branches' last fully connected layers are concatenated) or "
         "pooled (the pooled features are)",
     )  # fmt: skip
-    parser.add_argument("--image-size", type=int, default=default(299))
-    parser.add_argument("--middle-blocks", type=int, default=default(8))
+    parser.add_argument("--image-size", type=int_range(71), default=default(299))
+    parser.add_argument("--middle-blocks", type=int_range(0, 8), default=default(8))
     parser.add_argument(
         "--rgb-weights", default=default("imagenet"),
         help="'imagenet' (paper; downloads once), 'none', or a Keras Xception weights file",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from md_csd_tf.commands._options import int_range, non_negative, positive
+
 NAME = "tsne"
 HELP = "t-SNE of the pooled branch features of manifest crops, coloured by class and method"
 
@@ -14,11 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for tsne.png and tsne.csv")
     parser.add_argument("--split", default=None, help="only this split (e.g. test)")
     parser.add_argument(
-        "--max-samples", type=int, default=1000,
+        "--max-samples", type=int_range(3), default=1000,
         help="crops embedded at most, spread evenly over real and each method (default 1000)",
     )  # fmt: skip
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=positive, default=32)
+    parser.add_argument("--seed", type=non_negative, default=0)
     parser.add_argument("--dataset", default=None, help="required when the manifest mixes datasets")
     parser.add_argument(
         "--compression", default=None, help="required when the manifest mixes compressions"
@@ -26,11 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from md_csd_tf.errors import UserError
+    from md_csd_tf.files import check_writable
 
-    if args.max_samples < 3:
-        raise UserError("--max-samples must be at least 3")
-
+    check_writable(args.out, "folder", "--out")
     from md_csd_tf.inference.detector import Detector
     from md_csd_tf.inference.tsne import tsne_report
 

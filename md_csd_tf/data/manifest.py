@@ -109,3 +109,20 @@ def select(
             "or prepare that part of the dataset."
         )
     return selected.reset_index(drop=True)
+
+
+def check_crops_exist(frames: pd.DataFrame, manifest: str | os.PathLike) -> None:
+    """Refuses, in one line, a selection whose crops are not all on disk.
+
+    Checked before training or scoring, because TensorFlow reports a missing file deep inside
+    the input pipeline, as a long traceback, after the model has been built.
+
+    Raises:
+        UserError: naming the manifest, the number of missing crops and one of them.
+    """
+    missing = [p for p in frames["abs_path"] if not os.path.exists(p)]
+    if missing:
+        raise UserError(
+            f"{manifest}: {len(missing)} listed crops are missing on disk (e.g. {missing[0]}); "
+            "run `md-csd prepare` again with the same --out: it redoes the incomplete videos."
+        )

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from md_csd_tf.files import atomic_write_text
 from md_csd_tf.inference.detector import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -36,10 +36,21 @@ class Row:
     error: str = ""
     frame_indices: list[int] = dataclasses.field(default_factory=list)
     frame_scores: list[float] = dataclasses.field(default_factory=list)
+    frames_sampled: int = 0  # frames decoded; more than frames_scored when some had no face
 
     @property
     def ok(self) -> bool:
         return not self.error
+
+    @property
+    def face_note(self) -> str:
+        """A line saying how few frames carry the score when some sampled frames had no face."""
+        if not self.ok or self.frames_sampled <= self.frames_scored:
+            return ""
+        return (
+            f"{self.input}: only {self.frames_scored} of {self.frames_sampled} sampled frames "
+            "had a face; the score rests on those"
+        )
 
 
 def collect_inputs(paths: Iterable[str | os.PathLike]) -> list[tuple[str, str]]:
@@ -104,6 +115,7 @@ def score_input(detector: Detector, path: str, kind: str, **options) -> Row:
         verdict=result.verdict,
         frame_indices=[int(i) for i in frames],
         frame_scores=[float(s) for s in scores],
+        frames_sampled=int(getattr(result, "frames_sampled", result.frames_scored)),
     )
 
 
@@ -159,8 +171,8 @@ def write_results(rows: Sequence[Row], path: str | os.PathLike, **settings) -> P
         **settings: recorded in the JSON (model path, threshold, aggregation...).
 
     Returns:
-        The path written. A reader never sees a half-written file: the table goes to a
-        temporary file in the same folder, then `os.replace` moves it into place.
+        The path written, atomically (`files.atomic_write_text`): a reader never sees a
+        half-written file.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -184,13 +196,4 @@ def write_results(rows: Sequence[Row], path: str | os.PathLike, **settings) -> P
         text = json.dumps(
             {"settings": settings, "results": [dataclasses.asdict(r) for r in rows]}, indent=2
         )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a results table is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)

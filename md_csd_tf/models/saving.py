@@ -33,10 +33,22 @@ def load_model(path, compile: bool = True) -> keras.Model:
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # Keras raises many types for a foreign or damaged archive
-        first_line = (
-            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        )
+        text = " ".join(str(error).split())
+        if "safe_mode" in text or "arbitrary code execution" in text:
+            # Keras' own refusal is long and invites safe_mode=False; ours never needs code.
+            raise UserError(
+                f"{path}: holds Python code (e.g. a Lambda layer) that safe loading refuses to "
+                "run; md-csd-tf models contain none, so use a model saved by md-csd-tf."
+            ) from error
         raise UserError(
-            f"{path}: cannot be loaded as an md-csd-tf model ({first_line[:200]}); "
+            f"{path}: cannot be loaded as an md-csd-tf model ({_first_sentence(text, error)}); "
             "use a model saved by md-csd-tf."
         ) from error
+
+
+def _first_sentence(text: str, error: BaseException, limit: int = 200) -> str:
+    """The error's first sentence, shortened at a word (never cut mid-word) when too long."""
+    sentence = text.split(". ")[0].rstrip(".") or type(error).__name__
+    if len(sentence) <= limit:
+        return sentence
+    return sentence[:limit].rsplit(" ", 1)[0] + " ..."

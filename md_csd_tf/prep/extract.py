@@ -8,10 +8,14 @@ Output layout (``OUT`` is ``ExtractConfig.out``)::
     OUT/manifest.csv (+ manifest.parquet)                           all finished videos
     OUT/summary.json, OUT/failures.csv                              counts; problems of this run
 
-Crash safety: a video is written into ``.partial-<video_id>`` beside its final folder and renamed
-when complete, so a killed job never leaves a half-written video folder; running the job again
-skips finished folders and redoes partial ones. The manifest, summary and failures files are
-rebuilt from the finished folders at the end of every run and replaced atomically.
+Crash safety: a video is written into a hidden, uniquely named folder beside its final folder
+and renamed when complete, so a killed job never leaves a half-written video folder. One job per
+``OUT`` at a time: the run holds an OS lock on ``OUT/.md-csd.lock`` and a second job is refused
+with the holder's PID. Running the job again skips finished folders only after checking that every
+crop their ``frames.csv`` lists is on disk and not empty (names and sizes, no decoding); an
+incomplete folder is extracted again and counted as redone. The manifest lists verified folders
+only. The manifest, summary and failures files are rebuilt at the end of every run and replaced
+atomically.
 
 Reference: MD-CSDNetwork, Section III.A (frame counts), FF++ (crop rule, see ``faces.py``).
 """
@@ -27,6 +31,8 @@ import json
 import multiprocessing
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -34,12 +40,20 @@ import numpy as np
 
 from md_csd_tf.data.manifest import MANIFEST_COLUMNS
 from md_csd_tf.errors import UserError
+from md_csd_tf.files import (
+    OutputLock,
+    atomic_path,
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    check_writable,
+)
 from md_csd_tf.prep.faces import Box, FaceCropper
 from md_csd_tf.prep.layouts import Failure, VideoRecord, scan_dataset
 from md_csd_tf.prep.splits import SPLITS
 from md_csd_tf.prep.video import SAMPLINGS, VideoError, iter_frames
 
-PARTIAL_PREFIX = ".partial-"
+PARTIAL_PREFIX = ".partial-"  # older releases' fixed partial names; removed on the next run
 FORMATS = ("png", "jpg")
 
 # Paper defaults, Section III.A: "270 consecutive frames per video for training and 100
@@ -124,6 +138,7 @@ class ExtractResult:
     videos_extracted: int
     videos_skipped: int
     videos_failed: int
+    videos_redone: int
     crops_written: int
     frames_without_face: int
     failure_count: int
@@ -145,6 +160,7 @@ class _Outcome:
     crops: int = 0
     no_face: int = 0
     notes: tuple[str, ...] = ()
+    redone: bool = False  # a finished folder had missing or empty crops and was extracted again
 
 
 def video_folder(out: str | Path, record: VideoRecord) -> Path:
@@ -164,24 +180,47 @@ def _encode(crop_rgb: np.ndarray, fmt: str, quality: int) -> bytes:
 def _extract_video(job: _Job, config: ExtractConfig, cropper: FaceCropper) -> _Outcome:
     record = job.record
     final = Path(job.folder)
-    if (final / "frames.csv").is_file():
+    redone = (final / "frames.csv").is_file()
+    if redone and folder_complete(final):
         return _Outcome(record.path, "skipped")
-    partial = final.with_name(PARTIAL_PREFIX + final.name)
-    shutil.rmtree(partial, ignore_errors=True)  # left over by a killed run: redo it
     stream = iter_frames(record.path, job.count, job.sampling)  # one frame in memory at a time
     try:
         first = next(stream)
     except VideoError as error:
         return _Outcome(record.path, "failed", notes=(str(error).split(": ", 1)[-1],))
+    with atomic_path(final) as partial:  # replaces an incomplete folder only on success
+        partial.mkdir(parents=True)
+        outcome = _write_video(job, config, cropper, partial, itertools.chain([first], stream))
+    return dataclasses.replace(outcome, redone=redone)
+
+
+def folder_complete(folder: Path) -> bool:
+    """True when every crop the folder's ``frames.csv`` lists exists and is not empty.
+
+    Names and sizes only (one directory listing, no decoding), so a resume over thousands of
+    videos stays cheap; it catches deleted crops and the zero-byte files of a full disk.
+    """
+    try:
+        with open(folder / "frames.csv", newline="", encoding="utf-8") as handle:
+            names = [row["path"].rsplit("/", 1)[-1] for row in csv.DictReader(handle)]
+        sizes = {entry.name: entry.stat().st_size for entry in os.scandir(folder)}
+    except (OSError, KeyError, ValueError):
+        return False
+    return "video.json" in sizes and all(sizes.get(name, 0) > 0 for name in names)
+
+
+def _write_video(job: _Job, config: ExtractConfig, cropper: FaceCropper, partial: Path, frames):
+    record = job.record
+    final = Path(job.folder)
+    first = next(frames)
     height, width = first[1].shape[:2]
     reuse = job.reuse
     if reuse is not None and list(reuse["shape"]) != [height, width]:
         reuse = None  # different geometry than its original: detect instead
-    partial.mkdir(parents=True)
     rows, no_face, frames_read = [], 0, 0
     last_face: Box | None = None
     last_score = 0.0
-    for position, (index, frame) in enumerate(itertools.chain([first], stream)):
+    for position, (index, frame) in enumerate(itertools.chain([first], frames)):
         frames_read += 1
         crop = None
         if reuse is not None and index in reuse["boxes"]:
@@ -230,8 +269,6 @@ def _extract_video(job: _Job, config: ExtractConfig, cropper: FaceCropper) -> _O
     }  # fmt: skip
     (partial / "video.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
     _write_csv(partial / "frames.csv", rows)  # written last: its presence marks completion
-    shutil.rmtree(final, ignore_errors=True)  # a folder without frames.csv is not finished
-    os.rename(partial, final)
     return _Outcome(record.path, "done", len(rows), no_face, tuple(notes))
 
 
@@ -246,9 +283,27 @@ _WORKER_CROPPER: FaceCropper | None = None
 _WORKER_CONFIG: ExtractConfig | None = None
 
 
-def _init_worker(config: ExtractConfig, in_process: bool = False) -> None:
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """Ends this worker soon after its parent dies (kill -9 included).
+
+    A pool worker whose parent was killed is re-parented and would otherwise keep its ~70 MB and
+    the multiprocessing resource tracker alive. Polling ``getppid`` is portable, and unlike
+    Linux's parent-death signal it does not fire early when the parent *thread* that spawned the
+    worker ends (a process pool may spawn replacement workers from its manager thread).
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)  # no cleanup to run: the parent that would use our results is gone
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _init_worker(config: ExtractConfig, in_process: bool = False, parent: int = 0) -> None:
     global _WORKER_CROPPER, _WORKER_CONFIG
     if not in_process:
+        _exit_with_parent(parent)
         cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
     _WORKER_CONFIG = config
     _WORKER_CROPPER = _make_cropper(config)
@@ -309,7 +364,10 @@ def _pool(config: ExtractConfig, workers: int):
     # "spawn": the parent may have imported TensorFlow (tests, notebooks), which is not fork-safe.
     context = multiprocessing.get_context("spawn")
     pool = concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(config,)
+        workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(config, False, os.getpid()),
     )
     try:
         yield pool
@@ -321,23 +379,27 @@ def _pool(config: ExtractConfig, workers: int):
 
 def _finished_folders(out: Path) -> list[Path]:
     return sorted(
-        p.parent for p in out.glob("*/*/*/*/frames.csv") if not p.parent.name.startswith(".")
+        p.parent
+        for p in out.glob("*/*/*/*/frames.csv")
+        if not p.parent.name.startswith(".") and folder_complete(p.parent)
     )
 
 
+def _remove_leftovers(out: Path) -> None:
+    """Removes the hidden partial folders of killed runs (safe: we hold the output lock)."""
+    for pattern in ("*/*/*/.*.tmp", f"*/*/*/{PARTIAL_PREFIX}*"):
+        for path in out.glob(pattern):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _write_failures(path: Path, failures: list[Failure]) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "reason"])
-        writer.writerows((f.file, f.reason) for f in failures)
-    os.replace(temp, path)
+    def write(temp: Path) -> None:
+        with open(temp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file", "reason"])
+            writer.writerows((f.file, f.reason) for f in failures)
 
-
-def _replace_text(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
+    atomic_write(path, write)
 
 
 def rebuild_manifest(out: str | Path) -> tuple[Path, Path | None, dict]:
@@ -371,20 +433,16 @@ def rebuild_manifest(out: str | Path) -> tuple[Path, Path | None, dict]:
         entry["frames_without_face"] += info["frames_without_face"]
     manifest = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     manifest = manifest.reindex(columns=list(MANIFEST_COLUMNS))
-    csv_path = out / "manifest.csv"
-    temp = out / ".manifest.csv.tmp"
-    manifest.to_csv(temp, index=False)
-    os.replace(temp, csv_path)
+    csv_path = atomic_write(out / "manifest.csv", lambda temp: manifest.to_csv(temp, index=False))
     parquet_path = None
     try:
         import pyarrow  # noqa: F401
     except ImportError:
         pass
     else:
-        parquet_path = out / "manifest.parquet"
-        temp = out / ".manifest.parquet.tmp"
-        manifest.to_parquet(temp, index=False)
-        os.replace(temp, parquet_path)
+        parquet_path = atomic_write(
+            out / "manifest.parquet", lambda temp: manifest.to_parquet(temp, index=False)
+        )
     return csv_path, parquet_path, counts
 
 
@@ -410,6 +468,15 @@ def _check(config: ExtractConfig) -> None:
         raise UserError(f"--frames must be positive, got {config.frames}")
     if config.detect_every < 1:
         raise UserError(f"detect_every must be >= 1, got {config.detect_every}")
+    # The CLI checks its flags (commands/_options.py); these cover configs built in Python.
+    for name in ("image_size", "workers", "max_videos", "detect_max_side"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise UserError(f"{name} must be a positive integer, got {value}")
+    if not 1 <= config.jpeg_quality <= 100:
+        raise UserError(f"jpeg_quality must be from 1 to 100, got {config.jpeg_quality}")
+    if not config.scale > 0:
+        raise UserError(f"scale must be positive, got {config.scale}")
 
 
 def _crop_settings(config: ExtractConfig) -> dict:
@@ -442,7 +509,7 @@ def _check_same_settings(out: Path, config: ExtractConfig, jobs: list[_Job]) -> 
                 f"{out}: holds crops made with {was}; use the same options or another --out"
             )
     else:
-        _replace_text(path, json.dumps(settings, indent=1))
+        atomic_write_json(path, settings, indent=1)
     for job in jobs:
         info_path = Path(job.folder) / "video.json"
         if not (Path(job.folder) / "frames.csv").is_file() or not info_path.is_file():
@@ -468,22 +535,33 @@ def extract_faces(config: ExtractConfig) -> ExtractResult:
         An :class:`ExtractResult` with the written paths and this run's counts.
 
     Raises:
-        UserError: bad options or a ``root`` that is not the dataset.
+        UserError: bad options, a ``root`` that is not the dataset or holds no video, an
+            unwritable ``out``, or another job running on ``out``.
     """
-    from tqdm.auto import tqdm
-
     _check(config)
     out = Path(config.out).expanduser().resolve()
     config = dataclasses.replace(config, out=str(out))
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        listing = scan_dataset(
-            config.dataset, config.root, compression=config.compression,
-            methods=config.methods, splits=config.splits, splits_dir=config.splits_dir,
-        )  # fmt: skip
-    except UserError as error:  # e.g. wrong --root: leave the reason where the failures go
-        _write_failures(out / "failures.csv", [Failure(config.root, str(error))])
-        raise
+    # Scanning only reads, so a wrong --root is refused before anything is written to --out.
+    listing = scan_dataset(
+        config.dataset, config.root, compression=config.compression,
+        methods=config.methods, splits=config.splits, splits_dir=config.splits_dir,
+    )  # fmt: skip
+    if not listing.videos:
+        raise UserError(
+            f"--root {config.root}: no {config.dataset} videos found for compression "
+            f"{config.compression!r}, splits {','.join(config.splits)}"
+            f"{', methods ' + ' '.join(config.methods) if config.methods else ''}; check the "
+            "folder holds the video files (e.g. .mp4) and the options match them"
+        )
+    check_writable(out, "folder", "--out")
+    with OutputLock(out, "md-csd prepare"):
+        _remove_leftovers(out)
+        return _extract_locked(config, out, listing)
+
+
+def _extract_locked(config: ExtractConfig, out: Path, listing) -> ExtractResult:
+    from tqdm.auto import tqdm
+
     videos = _select(listing.videos, config.max_videos)
     workers = config.workers or min(4, os.cpu_count() or 1)
 
@@ -533,6 +611,7 @@ def extract_faces(config: ExtractConfig) -> ExtractResult:
         videos_listed=len(videos), videos_extracted=len(done),
         videos_skipped=sum(o.status == "skipped" for o in outcomes),
         videos_failed=sum(o.status == "failed" for o in outcomes),
+        videos_redone=sum(o.redone for o in done),
         crops_written=sum(o.crops for o in done),
         frames_without_face=sum(o.no_face for o in done), failure_count=len(failures),
     )  # fmt: skip
@@ -544,5 +623,5 @@ def extract_faces(config: ExtractConfig) -> ExtractResult:
         },
         "failures": [dataclasses.asdict(f) for f in failures],
     }
-    _replace_text(out / "summary.json", json.dumps(summary, indent=1, default=str))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str))
     return result

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from md_csd_tf.data.manifest import REQUIRED_COLUMNS
+from md_csd_tf.data.manifest import REQUIRED_COLUMNS, check_crops_exist
 from md_csd_tf.data.pipeline import PipelineConfig, make_dataset
 from md_csd_tf.training.metrics import evaluate_predictions, write_evaluation
 
@@ -39,6 +39,7 @@ def evaluate_model(
 ) -> dict:
     """Frame- and video-level metrics of `model` on `frames`; writes metrics.json,
     predictions.csv and roc.png to `out_dir` and returns the metrics."""
+    check_crops_exist(frames, frames.attrs.get("source", "the manifest"))
     scored = predict_frames(model, frames, batch_size, verbose)
     keep = [c for c in (*REQUIRED_COLUMNS, "prob") if c in scored]
     table = scored[keep]

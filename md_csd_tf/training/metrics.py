@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+
+from md_csd_tf.files import atomic_write
 
 #: Columns that identify one video, in order, where present in a frame table. The same video_id
 #: (FF++ "000") is a real video and a fake under every method, so video_id alone is not a key.
@@ -253,20 +254,6 @@ def _nan_to_none(obj: Any) -> Any:
     return obj
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same directory, then `os.replace` it into place, so a
-    reader (or a killed run) never sees a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _plot_roc(result: dict[str, Any], frame_table: pd.DataFrame, path: Path) -> None:
     # The object-oriented Figure API needs no pyplot and no global backend switch: it renders with
     # Agg and is safe in headless runs and threads.
@@ -319,10 +306,10 @@ def write_evaluation(
         "roc": out / "roc.png",
     }
     text = json.dumps(_nan_to_none(result), indent=2, allow_nan=False) + "\n"
-    _atomic_write(paths["metrics"], lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(paths["metrics"], lambda p: p.write_text(text, encoding="utf-8"))
 
     table = frame_table.copy()
     table["pred"] = (table["prob"].astype(np.float64) > result["config"]["threshold"]).astype(int)
-    _atomic_write(paths["predictions"], lambda p: table.to_csv(p, index=False))
-    _atomic_write(paths["roc"], lambda p: _plot_roc(result, frame_table, p))
+    atomic_write(paths["predictions"], lambda p: table.to_csv(p, index=False))
+    atomic_write(paths["roc"], lambda p: _plot_roc(result, frame_table, p))
     return paths

@@ -10,7 +10,9 @@ A run folder holds everything a person or a resumed run needs:
     history.csv         per-epoch losses and metrics;  tensorboard/  TensorBoard logs
 
 Killed at any point, a run started again with the same folder continues after the last
-finished epoch: files are written to a temporary name and renamed, so none is ever half-written.
+finished epoch: files are written to a unique temporary name and renamed, so none is ever
+half-written. One run per folder: the chief holds an OS lock on `.md-csd.lock` for the whole run,
+and a second `md-csd train` on the same folder is refused with the holder's PID.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import pandas as pd
 import tensorflow as tf
 
 from md_csd_tf._version import __version__
-from md_csd_tf.data.manifest import read_manifest, select
+from md_csd_tf.data.manifest import check_crops_exist, read_manifest, select
 from md_csd_tf.data.pipeline import (
     PipelineConfig,
     frequency_statistics,
@@ -36,6 +37,7 @@ from md_csd_tf.data.pipeline import (
     steps_per_epoch,
 )
 from md_csd_tf.errors import UserError
+from md_csd_tf.files import OutputLock, atomic_write, atomic_write_json, check_writable
 from md_csd_tf.models.md_csd import VARIANTS, build_model
 from md_csd_tf.models.saving import load_model
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
@@ -138,15 +140,7 @@ def _as_float(value) -> float:
 
 
 def _atomic_save(model: keras.Model, path: Path) -> None:
-    temp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(temp)
-    os.replace(temp, path)
-
-
-def _atomic_json(data: dict, path: Path) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(temp, path)
+    atomic_write(path, model.save, suffix=".keras")  # Keras picks the format by the suffix
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -178,7 +172,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if improved:
             _atomic_save(self.model, self.out_dir / "best.keras")
         _atomic_save(self.model, self.out_dir / "last.keras")
-        _atomic_json(self.state, self.out_dir / "state.json")  # last: it vouches for last.keras
+        atomic_write_json(self.out_dir / "state.json", self.state)  # last: vouches for last.keras
 
 
 def _load_frames(config: TrainConfig):
@@ -251,7 +245,47 @@ def _prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
     return out, state
 
 
+# Numeric settings and what they accept (the CLI checks its flags with the same ranges in
+# commands/_options.py; this covers configs built in Python, e.g. by the experiment scripts).
+_AT_LEAST_ONE = ("epochs", "batch_size", "freq_stat_samples")
+_AT_LEAST_ONE_OR_NONE = ("steps_per_epoch", "validation_steps", "max_frames_per_video")
+
+
+def _check_numbers(config: TrainConfig) -> None:
+    for name in _AT_LEAST_ONE + _AT_LEAST_ONE_OR_NONE:
+        value = getattr(config, name)
+        if value is None and name in _AT_LEAST_ONE_OR_NONE:
+            continue
+        if not isinstance(value, int) or value < 1:
+            raise UserError(f"{name} = {value!r}: expected a positive integer.")
+    for name in ("base_lr", "stitch_lr"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"{name} = {value!r}: expected a number in (0, inf).")
+    ranges = {
+        "plateau_factor": (0.0, 1.0, "(0, 1)"),
+        "bn_momentum": (0.0, 1.0, "[0, 1)"),
+    }
+    for name, (low, high, text) in ranges.items():
+        value = getattr(config, name)
+        low_ok = value > low if text.startswith("(") else value >= low
+        if not (math.isfinite(value) and low_ok and value < high):
+            raise UserError(f"{name} = {value!r}: expected a number in {text}.")
+    if not 0.0 <= config.blur_probability <= 1.0:
+        raise UserError(f"blur_probability = {config.blur_probability!r}: expected [0, 1].")
+    for name in ("plateau_patience", "seed"):
+        if getattr(config, name) < 0:
+            raise UserError(f"{name} = {getattr(config, name)!r}: expected an integer >= 0.")
+    if config.jpeg_quality is not None:
+        low, high = config.jpeg_quality
+        if not 1 <= low <= high <= 100:
+            raise UserError(
+                f"jpeg_quality = {config.jpeg_quality!r}: expected MIN <= MAX, both from 1 to 100."
+            )
+
+
 def _check_config(config: TrainConfig) -> None:
+    _check_numbers(config)
     if config.variant not in VARIANTS:
         raise UserError(f"unknown variant {config.variant!r}; choose one of {list(VARIANTS)}.")
     if config.image_size < 71:
@@ -267,13 +301,14 @@ def _check_config(config: TrainConfig) -> None:
         )
 
 
-def _check_crops_exist(frames, manifest: str) -> None:
-    missing = [p for p in frames["abs_path"] if not os.path.exists(p)]
-    if missing:
+def _load_last(path: Path) -> keras.Model:
+    try:
+        return load_model(path)
+    except UserError as error:
         raise UserError(
-            f"{manifest}: {len(missing)} listed crops are missing on disk (e.g. {missing[0]}); "
-            "re-run `md-csd prepare` into the manifest's folder."
-        )
+            f"{error} To go on: delete {path.name} and state.json in {path.parent} to start "
+            f"afresh, or copy best.keras over {path.name} to resume from the best epoch."
+        ) from error
 
 
 def _crop_size(frames) -> int | None:
@@ -285,13 +320,21 @@ def _crop_size(frames) -> int | None:
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Trains (or resumes) one run; see the module docstring for what it writes."""
+    """Trains (or resumes) one run; see the module docstring for what it writes.
+
+    Raises:
+        UserError: bad settings, an unwritable or busy run folder, or unusable data.
+    """
     _check_config(config)
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        return _train(config)
+        if not is_chief():  # only the chief writes the run folder (see RunCheckpoint)
+            return _train(config)
+        check_writable(config.out_dir, "folder", "--out")
+        with OutputLock(config.out_dir, "md-csd train"):
+            return _train(config)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -302,10 +345,11 @@ def _train(config: TrainConfig) -> TrainResult:
     epoch_offset = resumed["epoch"] if resumed else 0
     keras.utils.set_random_seed(config.seed + epoch_offset)
     train_frames, val_frames = _load_frames(config)
-    _check_crops_exist(pd.concat([train_frames, val_frames]), config.manifest)
+    check_crops_exist(pd.concat([train_frames, val_frames]), config.manifest)
     write = is_chief()
     if write and resumed is None:
-        _atomic_json(
+        atomic_write_json(
+            out / "config.json",
             {
                 "config": dataclasses.asdict(config),
                 "md_csd_tf": __version__,
@@ -314,13 +358,12 @@ def _train(config: TrainConfig) -> TrainResult:
                 "train_frames": len(train_frames),
                 "val_frames": len(val_frames),
             },
-            out / "config.json",
         )
 
     strategy = make_strategy(config.strategy)
     with strategy.scope():
         if resumed is not None:
-            model = load_model(out / "last.keras")
+            model = _load_last(out / "last.keras")
         else:
             model = build_model(
                 config.variant,
