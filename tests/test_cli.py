@@ -39,7 +39,7 @@ def test_prepare_parses_without_tensorflow_and_others_start_quietly(tmp_path):
     quiet = subprocess.run([*run, *command], capture_output=True, text=True)
     assert quiet.returncode == 2
     assert quiet.stderr.strip().splitlines() == [quiet.stderr.strip()]  # the error line only
-    assert "none.keras" in quiet.stderr
+    assert "manifest.csv" in quiet.stderr
     loud = subprocess.run([*run, "--verbose", *command], capture_output=True, text=True)
     assert loud.returncode == 2 and len(loud.stderr.strip().splitlines()) > 1
 
