@@ -183,7 +183,9 @@ class FaceCropper:
         exact: give the boxes of the FF++ procedure (:func:`reference_detect`), fast (see the
             module docstring); ``detect_max_side`` then only sizes the coarse first look.
             ``False``: the looser fast path (``detect_max_side`` downscale, ``upsample``,
-            ``retry_upsample``), as before this option existed.
+            ``retry_upsample``), as before this option existed. With ``pick="best"`` the exact
+            path can miss a smaller face that scores higher than the one found (it skips the
+            levels only small faces live on); ``"largest"`` has no such gap.
     """
 
     image_size: int = 299
