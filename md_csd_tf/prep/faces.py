@@ -20,13 +20,13 @@ our default). With one face, the usual case, the two agree.
 
 Speed: dlib's HOG detector costs time in proportion to the pixels it scans, and the reference
 scans a 2x upsampled frame (4x the pixels) plus its whole pyramid. ``FaceCropper(exact=True)``
-(the default) gives the reference's boxes for a fraction of that: dlib finds an 80 px face at the
-pyramid level where the face is ~80 px, and the levels above it (where the face is larger than
-the detector window) only serve smaller faces. So we build the reference's pyramid with dlib's own
-functions (the same 2x bilinear upsampling, then ``pyramid_down(6)`` level by level, so every
-pixel is the reference's), skip the levels where the face is more than ~1.2x the window, and run
-the detector without upsampling on the first level kept: it sees exactly the reference's levels
-from there down. Which level to start from comes from the face size in the previous frame (or a
+(the default) gives the reference's boxes for a fraction of that: dlib finds a face on the
+pyramid level where its box is 72 px, and the levels above it (where the face is larger) only
+serve smaller faces. So we build the reference's pyramid with dlib's own functions (the same 2x
+bilinear upsampling, then ``pyramid_down(6)`` level by level, so every pixel is the reference's),
+skip the levels where the face is more than two rungs (6/5 each) above 72 px, and run the
+detector without upsampling on the first level kept: it sees exactly the reference's levels from
+there down. Which level to start from comes from the face size in the previous frame (or a
 coarse detection on a downscaled copy); a frame where that guess is not confirmed is redone with
 the reference. ``exact=False`` is the older, looser fast path: detection on a copy downscaled to
 ``detect_max_side`` without upsampling (boxes off by up to one pyramid rung, IoU ~0.7-0.9 with
@@ -46,15 +46,17 @@ Box = tuple[
     int, int, int, int
 ]  # (left, top, right, bottom) in frame pixels, right/bottom exclusive
 PICKS = ("largest", "best")
-# dlib's frontal detector window is 80x80 pixels: a face is found at the pyramid level where its
-# box is about this size, and not at levels where it is much larger.
-DLIB_WINDOW = 80
-# The exact path starts the pyramid where the face in the previous frame is at least one rung
-# (6/5) above the window, so a face that grows between frames is still found on a kept level,
-# and accepts a result only when the face found is at least the window on the first level kept
-# (so the reference cannot have found it, or a larger face, on a skipped level).
-START_SIDE = DLIB_WINDOW * 6 / 5
-ACCEPT_SIDE = DLIB_WINDOW
+# dlib's frontal detector (80 px window) reports a face with a 72 px box on the pyramid level
+# where it finds it, so its boxes come in sizes 72 * (6/5)**k (measured), and candidates for the
+# same face on neighbouring levels compete in non-max suppression.
+DLIB_BOX = 72
+# The exact path keeps a result only if its box is at least one rung above DLIB_BOX on the first
+# level kept (>= 80, i.e. >= 86 px): the face was found below that level, with both neighbouring
+# levels scanned as in the reference, and whatever the skipped levels hold is smaller.
+ACCEPT_SIDE = 80
+# It starts where the previous frame's face is two rungs above DLIB_BOX (96-115 px), so a face
+# may shrink by one rung between frames before a frame has to be redone with the reference.
+START_SIDE = 96
 
 
 @functools.cache
