@@ -24,11 +24,11 @@ scans a 2x upsampled frame (4x the pixels) plus its whole pyramid. ``FaceCropper
 pyramid level where its box is 72 px, and the levels above it (where the face is larger) only
 serve smaller faces. So we build the reference's pyramid with dlib's own functions (the same 2x
 bilinear upsampling, then ``pyramid_down(6)`` level by level, so every pixel is the reference's),
-skip the levels where the face is more than two rungs (6/5 each) above 72 px, and run the
-detector without upsampling on the first level kept: it sees exactly the reference's levels from
-there down. Which level to start from comes from the face size in the previous frame (or a
-coarse detection on a downscaled copy); a frame where that guess is not confirmed is redone with
-the reference. ``exact=False`` is the older, looser fast path: detection on a copy downscaled to
+skip the levels where the face is more than one rung (6/5) above 72 px, and run the detector
+without upsampling on the first level kept: it sees exactly the reference's levels from there
+down. Which level to start from comes from the face size in the previous frame (or a
+coarse detection on a downscaled copy); a frame where that guess is not confirmed is redone from
+the size found, then, failing that, with the reference. ``exact=False`` is the older, looser fast path: detection on a copy downscaled to
 ``detect_max_side`` without upsampling (boxes off by up to one pyramid rung, IoU ~0.7-0.9 with
 the reference).
 """
@@ -54,9 +54,10 @@ DLIB_BOX = 72
 # level kept (>= 80, i.e. >= 86 px): the face was found below that level, with both neighbouring
 # levels scanned as in the reference, and whatever the skipped levels hold is smaller.
 ACCEPT_SIDE = 80
-# It starts where the previous frame's face is two rungs above DLIB_BOX (96-115 px), so a face
-# may shrink by one rung between frames before a frame has to be redone with the reference.
-START_SIDE = 96
+# It starts on the last level where the previous frame's face is still that large (80-96 px):
+# each level more is 1.44x the pixels to scan. A face that shrank below it is looked for once more
+# from its new size before the frame is redone with the reference.
+START_SIDE = ACCEPT_SIDE
 
 
 @functools.cache
@@ -232,8 +233,10 @@ class FaceCropper:
         if hint is None:
             coarse = self._detect_fast(frame_rgb)
             hint = coarse[0][2] - coarse[0][0] if coarse else None
-        if hint is not None:
-            found = self._detect_from_level(gray, hint)
+        for _ in range(2):
+            if hint is None:
+                break
+            found, hint = self._detect_from_level(gray, hint)
             if found is not None:
                 return found
         # No guess, or the guess was not confirmed: the reference procedure itself.
@@ -243,11 +246,15 @@ class FaceCropper:
         best = _pick(rects, scores, self.pick)
         return _rect_box(rects[best]), float(scores[best])
 
-    def _detect_from_level(self, gray: np.ndarray, hint: int) -> tuple[Box, float] | None:
+    def _detect_from_level(
+        self, gray: np.ndarray, hint: int
+    ) -> tuple[tuple[Box, float] | None, int | None]:
         """The reference detection run on its pyramid from the level that fits ``hint``.
 
-        Returns ``None`` when the result cannot be trusted to equal the reference's: no face, or
-        a face so small on the first level kept that the skipped levels might hold it.
+        Returns:
+            ``((box, score), None)``, or ``(None, width)`` when the face found is too small on
+            the first level kept to be sure (a skipped level could hold it): ``width`` is its
+            size in frame pixels, a better hint; ``(None, None)`` when no face is found.
         """
         up, down = _pyramids()
         image = _upsampled(gray)
@@ -258,13 +265,13 @@ class FaceCropper:
             level += 1
         rects, scores, _ = self._detector.run(image, 0, self.adjust_threshold)
         if not rects:
-            return None
+            return None, None
         best = _pick(rects, scores, self.pick)
-        if level and rects[best].width() < ACCEPT_SIDE:
-            return None
         # Back through the skipped levels, then through the upsampling, as dlib maps its boxes.
         rect = up.rect_down(down.rect_up(rects[best], level))
-        return _rect_box(rect), float(scores[best])
+        if level and rects[best].width() < ACCEPT_SIDE:
+            return None, rect.width()
+        return (_rect_box(rect), float(scores[best])), None
 
     def _detect_fast(self, frame_rgb: np.ndarray) -> tuple[Box, float] | None:
         height, width = frame_rgb.shape[:2]
