@@ -106,8 +106,9 @@ def test_downscaled_detection_matches_full_size():
     big_face = cv2.resize(face_patch(), (540, 540))
     frame = np.full((720, 1280, 3), 100, np.uint8)
     frame[100:640, 500:1040] = big_face
-    fast = FaceCropper(detect_max_side=640).detect(frame)
-    full = FaceCropper(detect_max_side=None).detect(frame)
+    # The fast path's own claim: a (5/6)**k downscale keeps its boxes on the full-size ladder.
+    fast = FaceCropper(detect_max_side=640, exact=False).detect(frame)
+    full = FaceCropper(detect_max_side=None, exact=False).detect(frame)
     assert fast is not None and full is not None
     assert iou(fast[0], full[0]) > 0.85
 
