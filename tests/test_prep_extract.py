@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -14,8 +15,11 @@ import pytest
 from prep_fixtures import blank_frame, make_celebdf, make_dfd, make_ffpp, write_video
 
 from md_csd_tf.cli import main as cli_main
+from md_csd_tf.commands import prepare
 from md_csd_tf.errors import UserError
-from md_csd_tf.prep.extract import MANIFEST_COLUMNS, ExtractConfig, extract_faces
+from md_csd_tf.prep.extract import MANIFEST_COLUMNS, ExtractConfig, default_splits, extract_faces
+from md_csd_tf.prep.faces import iou, reference_detect, square_box
+from md_csd_tf.prep.video import read_frames
 
 METHODS = ("Deepfakes", "FaceSwap")
 
@@ -61,7 +65,7 @@ def test_ffpp_manifest(tmp_path):
     image = cv2.imread(str(out / row.path))
     assert image.shape == (64, 64, 3)
     assert (row.box_right - row.box_left) == (row.box_bottom - row.box_top) > 100
-    # FF++ fakes reuse the crop boxes of their target original (same frame geometry).
+    # These fakes have their original's face geometry, so their own detection gives its boxes.
     boxes = ["box_left", "box_top", "box_right", "box_bottom"]
     fake = table[(table.video_id == "004_005") & (table.method == "Deepfakes")][boxes]
     real = table[table.video_id == "004"][boxes]
@@ -79,7 +83,7 @@ def test_ffpp_manifest(tmp_path):
 def test_celebdf_and_dfd_share_an_output(tmp_path):
     out = tmp_path / "out"
     celeb = make_celebdf(tmp_path / "celeb", n=12)
-    extract_faces(_config("celebdf", celeb, out, frames=4))
+    extract_faces(_config("celebdf", celeb, out, frames=4, splits=("train", "test")))
     table = _manifest(out)
     assert len(table) == 7 * 4
     assert sorted(table.frame_index.unique()) == [1, 4, 7, 10]  # uniform by default
@@ -217,10 +221,67 @@ def test_cli_prepare(tmp_path, capsys):
             "--image-size", "32", "--format", "jpg", "--frames", "2", "--quiet", "--workers", "1"]  # fmt: skip
     assert cli_main(argv) == 0
     printed = capsys.readouterr().out
-    assert "7 extracted, 0 already done" in printed and str(out / "manifest.csv") in printed
+    # Celeb-DF's default is the paper's test list only: 3 of the 7 videos.
+    assert "3 videos listed, 3 extracted" in printed and str(out / "manifest.csv") in printed
+    assert set(_manifest(out).split) == {"test"}
+    assert cli_main([*argv, "--splits", "train,test"]) == 0
+    assert "7 videos listed, 4 extracted, 3 already done" in capsys.readouterr().out
     table = _manifest(out)
     assert len(table) == 14 and table.path.str.endswith(".jpg").all()
     (out / table.path[0]).unlink()
     assert cli_main(argv) == 0
-    assert "1 extracted (1 redone: crops were missing), 6 already done" in capsys.readouterr().out
+    # The deleted crop belongs to a test video (the default splits): redone, not trusted.
+    assert "1 extracted (1 redone: crops were missing), 2 already done" in capsys.readouterr().out
     assert cli_main(["prepare", "--dataset", "ffpp", "--root", str(root), "--out", str(out)]) == 2
+
+
+def test_default_splits_depend_on_the_dataset():
+    parser = argparse.ArgumentParser()
+    prepare.add_arguments(parser)
+    args = parser.parse_args(["--dataset", "celebdf", "--root", "r", "--out", "o"])
+    assert prepare.config_from_args(args).splits is None  # resolved per dataset by the job
+    assert default_splits("celebdf") == ("test",)
+    assert default_splits("ffpp") == default_splits("dfd") == ("train", "val", "test")
+    args = parser.parse_args(["--dataset", "celebdf", "--root", "r", "--out", "o",
+                              "--splits", "train,test"])  # fmt: skip
+    assert prepare.config_from_args(args).splits == ("train", "test")
+    assert "celebdf test only" in parser.format_help().replace("\n", " ").replace("  ", " ")
+
+
+def _boxes(folder):
+    table = pd.read_csv(folder / "frames.csv")
+    return table[["frame_index", "box_left", "box_top", "box_right", "box_bottom"]].to_numpy()
+
+
+def test_crop_modes(tmp_path):
+    root = make_ffpp(tmp_path / "ffpp", methods=("Deepfakes",), n=3)
+    fake = Path("ffpp/c23/Deepfakes/004_005")
+    # Default: the FF++ procedure's boxes on every video, fakes included.
+    out = tmp_path / "exact"
+    extract_faces(_config("ffpp", root, out, methods=("Deepfakes",), splits=("test",)))
+    assert json.loads((out / fake / "video.json").read_text())["boxes_from_original"] is False
+    video = root / "manipulated_sequences/Deepfakes/c23/videos/004_005.mp4"
+    frames, _ = read_frames(video, 3, "consecutive")
+    for (index, *box), frame in zip(_boxes(out / fake), frames, strict=True):
+        expected = square_box(reference_detect(frame)[0], frame.shape)
+        assert iou(tuple(box), expected) > 0.95, index
+    # Another mode in the same folder is refused, naming the option.
+    with pytest.raises(UserError, match="crops=ffpp"):
+        extract_faces(_config("ffpp", root, out, methods=("Deepfakes",), splits=("test",),
+                              crops="fast"))  # fmt: skip
+    # Fast: fakes take their original's boxes.
+    fast = tmp_path / "fast"
+    extract_faces(_config("ffpp", root, fast, methods=("Deepfakes",), splits=("test",),
+                          crops="fast"))  # fmt: skip
+    assert json.loads((fast / fake / "video.json").read_text())["boxes_from_original"] is True
+    np.testing.assert_array_equal(_boxes(fast / fake), _boxes(fast / "ffpp/c23/real/004"))
+    # A folder from before the crop modes (no "crops" key) was made by the fast path: it resumes
+    # in fast mode and refuses the new default.
+    settings = json.loads((fast / "crop_settings.json").read_text())
+    legacy = {k: settings[k] for k in ("image_size", "scale", "format", "pick")}
+    (fast / "crop_settings.json").write_text(json.dumps(legacy))
+    again = extract_faces(_config("ffpp", root, fast, methods=("Deepfakes",), splits=("test",),
+                                  crops="fast"))  # fmt: skip
+    assert again.videos_skipped == 4
+    with pytest.raises(UserError, match="crops=fast"):
+        extract_faces(_config("ffpp", root, fast, methods=("Deepfakes",), splits=("test",)))

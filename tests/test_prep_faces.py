@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import cv2
+import dlib
 import numpy as np
 import pytest
 from prep_fixtures import blank_frame, face_frame, face_patch, write_video
 
-from md_csd_tf.prep.faces import FaceCropper, iou, square_box
+from md_csd_tf.prep.faces import FaceCropper, _upsampled, iou, reference_detect, square_box
 from md_csd_tf.prep.video import VideoError, read_frames, sample_indices
 
 
@@ -73,7 +74,10 @@ def test_crop_follows_the_ff_formula(cropper):
     np.testing.assert_array_equal(crop, expected)
 
 
-def test_crop_at_frame_corner_is_clamped(cropper):
+def test_crop_at_frame_corner_is_clamped():
+    # The face positions below were measured with the fast path (upsample 0); the clamping rule
+    # under test does not depend on how the face box was found.
+    cropper = FaceCropper(image_size=64, exact=False)
     # Face at about (-1, 3)-(86, 90): the ~113 px box around its centre would start left of 0.
     frame = np.ascontiguousarray(face_frame(x=0, y=0)[40:, 50:])
     face_box, _ = cropper.detect(frame)
@@ -102,8 +106,9 @@ def test_downscaled_detection_matches_full_size():
     big_face = cv2.resize(face_patch(), (540, 540))
     frame = np.full((720, 1280, 3), 100, np.uint8)
     frame[100:640, 500:1040] = big_face
-    fast = FaceCropper(detect_max_side=640).detect(frame)
-    full = FaceCropper(detect_max_side=None).detect(frame)
+    # The fast path's own claim: a (5/6)**k downscale keeps its boxes on the full-size ladder.
+    fast = FaceCropper(detect_max_side=640, exact=False).detect(frame)
+    full = FaceCropper(detect_max_side=None, exact=False).detect(frame)
     assert fast is not None and full is not None
     assert iou(fast[0], full[0]) > 0.85
 
@@ -165,3 +170,59 @@ def test_read_frames_bad_files(tmp_path):
         read_frames(truncated, 5)
     with pytest.raises(VideoError, match="file not found"):
         read_frames(tmp_path / "missing.mp4", 5)
+
+
+def _faces_at(size, placements):
+    """A frame of ``size`` (w, h) with the face patch resized to ``side`` at each ``(x, y, side)``."""
+    frame = np.full((size[1], size[0], 3), 100, np.uint8)
+    for x, y, side in placements:
+        frame[y : y + side, x : x + side] = cv2.resize(face_patch(), (side, side))
+    return frame
+
+
+def test_upsampling_is_dlibs_own():
+    # The exact path rebuilds the reference's pyramid; equal scores mean equal pixels.
+    gray = cv2.cvtColor(face_frame(), cv2.COLOR_RGB2GRAY)
+    detector = dlib.get_frontal_face_detector()
+    rects, scores, _ = detector.run(gray, 1, 0.0)
+    up_rects, up_scores, _ = detector.run(_upsampled(gray), 0, 0.0)
+    assert len(rects) == len(up_rects) == 1
+    assert up_scores[0] == scores[0]
+    assert dlib.pyramid_down(2).rect_down(up_rects[0]) == rects[0]
+
+
+@pytest.mark.parametrize(
+    "size, placements",
+    [((512, 384), [(300, 100, 200)]), ((854, 480), [(20, 200, 150), (400, 20, 440)]),
+     ((1280, 720), [(700, 150, 500)]), ((1920, 1080), [(100, 300, 700)])],
+)  # fmt: skip
+def test_exact_crops_equal_the_ff_procedure(size, placements):
+    frame = _faces_at(size, placements)
+    reference = reference_detect(frame)
+    assert reference is not None
+    expected = square_box(reference[0], frame.shape)
+    cropper = FaceCropper(image_size=64)
+    side = reference[0][2] - reference[0][0]
+    # No hint (coarse first look), the right hint, and misleading ones (a face 4x smaller, 3x
+    # larger than it is: the first starts too early, the second is not confirmed and redone).
+    for hint in (None, side, side // 4, side * 3):
+        box, score = cropper.detect(frame, hint)
+        assert iou(square_box(box, frame.shape), expected) > 0.95, hint
+        assert score == pytest.approx(reference[1], abs=0.05)
+    fast = FaceCropper(image_size=64, exact=False).detect(frame)
+    assert fast is not None  # the option still works (looser boxes)
+
+
+def test_ff_script_takes_the_best_scoring_face_not_the_biggest():
+    # detect_from_video.py takes faces[0] ("biggest face"); dlib sorts by score. Blurring the big
+    # face lowers its score below the small one's.
+    frame = _faces_at((700, 400), [(10, 10, 180), (300, 0, 400)])
+    frame[:, 300:] = cv2.GaussianBlur(frame[:, 300:], (0, 0), 4)
+    faces = dlib.get_frontal_face_detector()(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), 1)
+    assert len(faces) == 2
+    first = (faces[0].left(), faces[0].top(), faces[0].right(), faces[0].bottom())
+    assert reference_detect(frame, pick="best")[0] == first
+    largest = reference_detect(frame, pick="largest")[0]
+    assert largest[0] > 300 and first[0] < 300  # "largest" is the blurred big face
+    # Same face to a pixel (dlib rounds the box once per mapping, and we map in two steps).
+    assert iou(FaceCropper(image_size=64, pick="largest").detect(frame)[0], largest) > 0.98

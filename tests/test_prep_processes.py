@@ -26,7 +26,8 @@ ENV = {**os.environ, "PYTHONPATH": REPO}
 
 def _prepare(root, out, *extra, **popen) -> subprocess.Popen:
     argv = [sys.executable, "-m", "md_csd_tf.cli", "prepare", "--dataset", "celebdf",
-            "--root", str(root), "--out", str(out), "--image-size", "32", "--quiet", *extra]  # fmt: skip
+            "--root", str(root), "--out", str(out), "--image-size", "32", "--quiet",
+            "--splits", "train,test", *extra]  # every video, not only Celeb-DF's test list  # fmt: skip
     return subprocess.Popen(
         argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
     )

@@ -28,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "NeuralTextures, plus FaceShifter when present)",
     )  # fmt: skip
     parser.add_argument(
-        "--splits", type=_csv_list, default=("train", "val", "test"),
-        help="comma-separated subset of splits to extract (default train,val,test)",
+        "--splits", type=_csv_list, default=None,
+        help="comma-separated subset of splits to extract (default: celebdf test only, the 518 "
+        "videos of List_of_testing_videos.txt the paper tests on, --splits train,test for all; "
+        "ffpp and dfd train,val,test)",
     )  # fmt: skip
     parser.add_argument(
         "--splits-dir", "--split-files", dest="splits_dir", default=None,
@@ -50,8 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive, default=None, help="default min(4, CPU count)")
     parser.add_argument("--max-videos", type=positive, default=None, help="per split and method")
     parser.add_argument(
+        "--crops", choices=("ffpp", "fast"), default="ffpp",
+        help="ffpp (default): the boxes of the FF++ procedure (grayscale, dlib with one "
+        "upsampling, full frame), computed fast; fast: looser and faster (downscaled detection "
+        "without upsampling, FF++ fakes reuse their original's boxes)",
+    )  # fmt: skip
+    parser.add_argument(
         "--detect-max-side", type=non_negative, default=640,
-        help="downscale frames to this longest side for detection; 0 = full size",
+        help="longest side of the downscaled copy: the first look in --crops ffpp, the "
+        "detection itself in --crops fast; 0 = full size",
     )  # fmt: skip
     parser.add_argument(
         "--detect-every", type=positive, default=1,
@@ -59,8 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--pick", choices=("largest", "best"), default="largest")
     parser.add_argument(
-        "--no-reuse-boxes", dest="reuse_boxes", action="store_false",
-        help="detect on FF++ fakes too instead of reusing their target original's boxes",
+        "--reuse-boxes", action=argparse.BooleanOptionalAction, default=None,
+        help="FF++ fakes take their target original's boxes instead of detecting on their own "
+        "frames (default: no with --crops ffpp, yes with --crops fast)",
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -70,9 +80,11 @@ def config_from_args(args: argparse.Namespace):
 
     return ExtractConfig(
         dataset=args.dataset, root=args.root, out=args.out, compression=args.compression,
-        methods=tuple(args.methods) if args.methods else None, splits=tuple(args.splits),
+        methods=tuple(args.methods) if args.methods else None,
+        splits=tuple(args.splits) if args.splits else None,
         splits_dir=args.splits_dir, frames=args.frames, sampling=args.sampling,
-        image_size=args.image_size, detect_max_side=args.detect_max_side or None,
+        image_size=args.image_size, crops=args.crops,
+        detect_max_side=args.detect_max_side or None,
         pick=args.pick, detect_every=args.detect_every, reuse_original_boxes=args.reuse_boxes,
         format=args.format, jpeg_quality=args.jpeg_quality, workers=args.workers,
         max_videos=args.max_videos, progress=not args.quiet,

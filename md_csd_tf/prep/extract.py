@@ -55,6 +55,12 @@ from md_csd_tf.prep.video import SAMPLINGS, VideoError, iter_frames
 
 PARTIAL_PREFIX = ".partial-"  # older releases' fixed partial names; removed on the next run
 FORMATS = ("png", "jpg")
+# "ffpp": the boxes of the FF++ procedure (faces.reference_detect), computed fast; "fast": the
+# older, looser path (downscaled detection without upsampling, fakes take their original's boxes).
+CROP_MODES = ("ffpp", "fast")
+# The paper tests on Celeb-DF's 518 listed videos only, and the rest is ~12x the disk and time;
+# "train" (every unlisted video) is extracted only when asked for.
+DEFAULT_SPLITS = {"celebdf": ("test",)}
 
 # Paper defaults, Section III.A: "270 consecutive frames per video for training and 100
 # consecutive frames per video for validation and testing as per the settings in [FF++]";
@@ -67,6 +73,11 @@ PAPER_FRAMES = {
     ("celebdf", None): (25, "uniform"),
     ("dfd", None): (25, "uniform"),
 }
+
+
+def default_splits(dataset: str) -> tuple[str, ...]:
+    """The splits extracted when none are given: Celeb-DF ``test`` only, all splits otherwise."""
+    return DEFAULT_SPLITS.get(dataset, SPLITS)
 
 
 def paper_frames(dataset: str, split: str) -> tuple[int, str]:
@@ -84,18 +95,23 @@ class ExtractConfig:
         out: output folder (shared by all datasets; the manifest covers all finished videos).
         compression: FF++/DFD quality folder (``raw``/``c0``, ``c23``, ``c40``).
         methods: manipulation folders to include; ``None`` takes all.
-        splits: splits to extract.
+        splits: splits to extract; ``None``: :func:`default_splits` (Celeb-DF: ``test``).
         splits_dir: folder with FF++ ``train/val/test.json`` overriding the shipped splits.
         frames: frames per video; ``None`` uses the paper's count for the dataset and split.
         sampling: ``"consecutive"`` or ``"uniform"``; ``None`` uses the paper's.
         image_size: side of the saved crops (299 = Xception input).
         scale: crop enlargement around the face box (1.3, paper and FF++).
-        detect_max_side: longest side of the copy the detector scans (``None``: full frame).
+        crops: ``"ffpp"`` (the FF++ procedure's boxes, default) or ``"fast"`` (see
+            :data:`CROP_MODES` and ``faces.FaceCropper(exact=...)``).
+        detect_max_side: longest side of the downscaled copy: the coarse first look in
+            ``"ffpp"`` mode, the detection itself in ``"fast"`` mode (``None``: full frame).
         pick: ``"largest"`` face (paper) or ``"best"`` score.
         detect_every: run the detector every k-th sampled frame and reuse its box in between
             (1 = every frame, the faithful setting; larger is faster for steady faces).
         reuse_original_boxes: FF++ fakes take the crop boxes of their target original video
             (same frame geometry), so real and fake crops align and the detector is skipped.
+            ``None``: the mode's choice (``"ffpp"``: no, FF++ detects on every video; ``"fast"``:
+            yes).
         format: ``"png"`` (lossless, default) or ``"jpg"``.
         jpeg_quality: JPEG quality when ``format="jpg"``.
         workers: parallel processes; ``None`` = min(4, CPU count).
@@ -108,16 +124,17 @@ class ExtractConfig:
     out: str
     compression: str = "c23"
     methods: tuple[str, ...] | None = None
-    splits: tuple[str, ...] = SPLITS
+    splits: tuple[str, ...] | None = None
     splits_dir: str | None = None
     frames: int | None = None
     sampling: str | None = None
     image_size: int = 299
     scale: float = 1.3
+    crops: str = "ffpp"
     detect_max_side: int | None = 640
     pick: str = "largest"
     detect_every: int = 1
-    reuse_original_boxes: bool = True
+    reuse_original_boxes: bool | None = None
     format: str = "png"
     jpeg_quality: int = 95
     workers: int | None = None
@@ -235,7 +252,9 @@ def _write_video(job: _Job, config: ExtractConfig, cropper: FaceCropper, partial
             box = (left, top, right, bottom)
         else:
             if last_face is None or position % config.detect_every == 0:
-                found = cropper.detect(frame)
+                # The previous face's width tells the exact path where to start its pyramid.
+                hint = last_face[2] - last_face[0] if last_face is not None else None
+                found = cropper.detect(frame, hint)
                 last_face, last_score = found if found else (None, 0.0)
             if last_face is not None:
                 crop, box = cropper.crop_box(frame, last_face)
@@ -319,8 +338,15 @@ def _worker(job: _Job) -> _Outcome:
 def _make_cropper(config: ExtractConfig) -> FaceCropper:
     return FaceCropper(
         image_size=config.image_size, scale=config.scale,
-        detect_max_side=config.detect_max_side, pick=config.pick,
+        detect_max_side=config.detect_max_side, pick=config.pick, exact=config.crops == "ffpp",
     )  # fmt: skip
+
+
+def reuses_original_boxes(config: ExtractConfig) -> bool:
+    """Whether FF++ fakes take their original's boxes: the option, or else the mode's choice."""
+    if config.reuse_original_boxes is not None:
+        return config.reuse_original_boxes
+    return config.crops == "fast"
 
 
 def _original_boxes(out: str, record: VideoRecord) -> dict | None:
@@ -466,6 +492,8 @@ def _check(config: ExtractConfig) -> None:
         raise UserError(f"--sampling must be one of {SAMPLINGS}, got {config.sampling!r}")
     if config.frames is not None and config.frames <= 0:
         raise UserError(f"--frames must be positive, got {config.frames}")
+    if config.crops not in CROP_MODES:
+        raise UserError(f"--crops must be one of {CROP_MODES}, got {config.crops!r}")
     if config.detect_every < 1:
         raise UserError(f"detect_every must be >= 1, got {config.detect_every}")
     # The CLI checks its flags (commands/_options.py); these cover configs built in Python.
@@ -479,9 +507,18 @@ def _check(config: ExtractConfig) -> None:
         raise UserError(f"scale must be positive, got {config.scale}")
 
 
+# Folders written before the crop mode existed hold settings files without these keys; they were
+# made with these values, so a re-run in "fast" mode may resume them.
+_LEGACY_SETTINGS = {"crops": "fast", "detect_max_side": 640, "detect_every": 1,
+                    "reuse_original_boxes": True}  # fmt: skip
+
+
 def _crop_settings(config: ExtractConfig) -> dict:
     settings = {"image_size": config.image_size, "scale": config.scale, "format": config.format,
-                "pick": config.pick}  # fmt: skip
+                "pick": config.pick, "crops": config.crops, "detect_every": config.detect_every,
+                "reuse_original_boxes": reuses_original_boxes(config)}  # fmt: skip
+    if config.crops == "fast":  # in "ffpp" mode it only sizes a first look, not the boxes
+        settings["detect_max_side"] = config.detect_max_side
     if config.format == "jpg":
         settings["jpeg_quality"] = config.jpeg_quality
     return settings
@@ -500,6 +537,8 @@ def _check_same_settings(out: Path, config: ExtractConfig, jobs: list[_Job]) -> 
             previous = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             previous = settings
+        if "crops" not in previous:
+            previous = {**_LEGACY_SETTINGS, **previous}
         changed = sorted(
             k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k)
         )
@@ -540,7 +579,9 @@ def extract_faces(config: ExtractConfig) -> ExtractResult:
     """
     _check(config)
     out = Path(config.out).expanduser().resolve()
-    config = dataclasses.replace(config, out=str(out))
+    config = dataclasses.replace(
+        config, out=str(out), splits=config.splits or default_splits(config.dataset)
+    )
     # Scanning only reads, so a wrong --root is refused before anything is written to --out.
     listing = scan_dataset(
         config.dataset, config.root, compression=config.compression,
@@ -574,7 +615,7 @@ def _extract_locked(config: ExtractConfig, out: Path, listing) -> ExtractResult:
         )  # fmt: skip
 
     # Two phases so that FF++ fakes can take the boxes of their (already extracted) originals.
-    reuse_phase = config.reuse_original_boxes and config.dataset == "ffpp"
+    reuse_phase = reuses_original_boxes(config) and config.dataset == "ffpp"
     first = [r for r in videos if not (reuse_phase and r.original_id)]
     second = [r for r in videos if reuse_phase and r.original_id]
     _check_same_settings(out, config, [job(r) for r in videos])

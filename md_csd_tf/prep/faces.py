@@ -12,9 +12,25 @@ The crop rule (FF++ ``detect_from_video.py``, which MD-CSDNetwork follows, Secti
   remains up to the right and bottom edges (so a box leaving on the right or bottom *shrinks*).
   The crop stays square and inside the frame; we keep this rule so our crops match FF++'s.
 
-Speed: dlib's HOG detector costs time in proportion to the pixels it scans, so detection runs on
-a copy whose longest side is at most ``detect_max_side`` and the box is mapped back to frame
-pixels; the crop itself is cut from the full-resolution frame.
+The reference (:func:`reference_detect`) is the FF++ script's detection step, exactly: the frame
+in grayscale, ``detector(gray, 1)`` (one 2x upsampling) on the full frame. The script then takes
+``faces[0]``, commented "biggest face", but dlib sorts its detections by score, so that is the
+*best-scoring* face (``pick="best"``); the MD-CSD paper says "largest face" (``pick="largest"``,
+our default). With one face, the usual case, the two agree.
+
+Speed: dlib's HOG detector costs time in proportion to the pixels it scans, and the reference
+scans a 2x upsampled frame (4x the pixels) plus its whole pyramid. ``FaceCropper(exact=True)``
+(the default) gives the reference's boxes for a fraction of that: dlib finds a face on the
+pyramid level where its box is 72 px, and the levels above it (where the face is larger) only
+serve smaller faces. So we build the reference's pyramid with dlib's own functions (the same 2x
+bilinear upsampling, then ``pyramid_down(6)`` level by level, so every pixel is the reference's),
+skip the levels where the face is more than one rung (6/5) above 72 px, and run the detector
+without upsampling on the first level kept: it sees exactly the reference's levels from there
+down. Which level to start from comes from the face size in the previous frame (or a
+coarse detection on a downscaled copy); a frame where that guess is not confirmed is redone from
+the size found, then, failing that, with the reference. ``exact=False`` is the older, looser fast path: detection on a copy downscaled to
+``detect_max_side`` without upsampling (boxes off by up to one pyramid rung, IoU ~0.7-0.9 with
+the reference).
 """
 
 from __future__ import annotations
@@ -30,6 +46,18 @@ Box = tuple[
     int, int, int, int
 ]  # (left, top, right, bottom) in frame pixels, right/bottom exclusive
 PICKS = ("largest", "best")
+# dlib's frontal detector (80 px window) reports a face with a 72 px box on the pyramid level
+# where it finds it, so its boxes come in sizes 72 * (6/5)**k (measured), and candidates for the
+# same face on neighbouring levels compete in non-max suppression.
+DLIB_BOX = 72
+# The exact path keeps a result only if its box is at least one rung above DLIB_BOX on the first
+# level kept (>= 80, i.e. >= 86 px): the face was found below that level, with both neighbouring
+# levels scanned as in the reference, and whatever the skipped levels hold is smaller.
+ACCEPT_SIDE = 80
+# It starts on the last level where the previous frame's face is still that large (80-96 px):
+# each level more is 1.44x the pixels to scan. A face that shrank below it is looked for once more
+# from its new size before the frame is redone with the reference.
+START_SIDE = ACCEPT_SIDE
 
 
 @functools.cache
@@ -37,6 +65,58 @@ def _frontal_face_detector():
     # Building the detector deserialises its HOG model (~0.5 s); one per process is enough,
     # and its run() keeps no state between calls.
     return dlib.get_frontal_face_detector()
+
+
+def _pick(rects, scores, pick: str) -> int:
+    if pick == "largest":
+        return max(range(len(rects)), key=lambda i: rects[i].width() * rects[i].height())
+    return max(range(len(rects)), key=lambda i: scores[i])
+
+
+def _rect_box(rect) -> Box:
+    return (rect.left(), rect.top(), rect.right(), rect.bottom())
+
+
+def reference_detect(
+    frame_rgb: np.ndarray, pick: str = "largest", adjust_threshold: float = 0.0
+) -> tuple[Box, float] | None:
+    """The FF++ detection step (``detect_from_video.py``): grayscale, ``detector(gray, 1)``.
+
+    Full frame, one upsampling pass, no downscaling: slow, and the yardstick for
+    :class:`FaceCropper` (the benchmark and the tests measure IoU against it).
+
+    Args:
+        frame_rgb: ``(height, width, 3)`` RGB ``uint8`` frame.
+        pick: ``"largest"`` (the paper) or ``"best"`` score (what the script's ``faces[0]`` is).
+        adjust_threshold: added to dlib's threshold (0 in the script).
+
+    Returns:
+        ``(box, score)`` in frame pixels, or ``None`` when dlib finds no face.
+    """
+    gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
+    rects, scores, _ = _frontal_face_detector().run(gray, 1, adjust_threshold)
+    if not rects:
+        return None
+    best = _pick(rects, scores, pick)
+    return _rect_box(rects[best]), float(scores[best])
+
+
+@functools.cache
+def _pyramids():
+    # pyramid_down(2) is what dlib's Python binding upsamples with (and maps boxes back with);
+    # pyramid_down(6) is the HOG scanner's own pyramid.
+    return dlib.pyramid_down(2), dlib.pyramid_down(6)
+
+
+def _upsampled(gray: np.ndarray) -> np.ndarray:
+    """The frame as dlib's ``run(gray, 1)`` upsamples it, pixel for pixel.
+
+    Its size is ``pyramid_down(2).rect_up`` of the frame (not simply 2x) and the resampling is
+    dlib's bilinear ``resize_image``; OpenCV's bilinear resize differs by a few grey levels, enough
+    to flip near-ties between pyramid levels (boxes one rung, ~20%, apart).
+    """
+    up = _pyramids()[0].rect_up(dlib.rectangle(0, 0, gray.shape[1] - 1, gray.shape[0] - 1))
+    return dlib.resize_image(gray, up.bottom() + 1, up.right() + 1)
 
 
 def square_box(box: Box, frame_shape: tuple[int, ...], scale: float = 1.3) -> Box:
@@ -103,6 +183,12 @@ class FaceCropper:
             faces are not lost to the downscaling.
         pick: ``"largest"`` face (the paper's choice) or ``"best"`` detector score.
         adjust_threshold: added to dlib's decision threshold (negative finds more, weaker faces).
+        exact: give the boxes of the FF++ procedure (:func:`reference_detect`), fast (see the
+            module docstring); ``detect_max_side`` then only sizes the coarse first look.
+            ``False``: the looser fast path (``detect_max_side`` downscale, ``upsample``,
+            ``retry_upsample``), as before this option existed. With ``pick="best"`` the exact
+            path can miss a smaller face that scores higher than the one found (it skips the
+            levels only small faces live on); ``"largest"`` has no such gap.
     """
 
     image_size: int = 299
@@ -112,6 +198,7 @@ class FaceCropper:
     retry_upsample: bool = True
     pick: str = "largest"
     adjust_threshold: float = 0.0
+    exact: bool = True
 
     def __post_init__(self):
         if self.pick not in PICKS:
@@ -127,16 +214,66 @@ class FaceCropper:
         self.__dict__.update(state)
         self._detector = _frontal_face_detector()
 
-    def detect(self, frame_rgb: np.ndarray) -> tuple[Box, float] | None:
+    def detect(self, frame_rgb: np.ndarray, hint: int | None = None) -> tuple[Box, float] | None:
         """Finds the face to crop.
 
         Args:
             frame_rgb: ``(height, width, 3)`` RGB ``uint8`` frame.
+            hint: width of the face box in the previous frame of the same video, if known; with
+                ``exact=True`` it replaces the coarse first look (the result does not depend on
+                it, only the time taken). Ignored by the fast path.
 
         Returns:
             ``(box, score)`` with the dlib box in full-frame pixels (it may extend beyond the
             frame, as dlib's does), or ``None`` when there is no face.
         """
+        if not self.exact:
+            return self._detect_fast(frame_rgb)
+        gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
+        if hint is None:
+            coarse = self._detect_fast(frame_rgb)
+            hint = coarse[0][2] - coarse[0][0] if coarse else None
+        for _ in range(2):
+            if hint is None:
+                break
+            found, hint = self._detect_from_level(gray, hint)
+            if found is not None:
+                return found
+        # No guess, or the guess was not confirmed: the reference procedure itself.
+        rects, scores, _ = self._detector.run(gray, 1, self.adjust_threshold)
+        if not rects:
+            return None
+        best = _pick(rects, scores, self.pick)
+        return _rect_box(rects[best]), float(scores[best])
+
+    def _detect_from_level(
+        self, gray: np.ndarray, hint: int
+    ) -> tuple[tuple[Box, float] | None, int | None]:
+        """The reference detection run on its pyramid from the level that fits ``hint``.
+
+        Returns:
+            ``((box, score), None)``, or ``(None, width)`` when the face found is too small on
+            the first level kept to be sure (a skipped level could hold it): ``width`` is its
+            size in frame pixels, a better hint; ``(None, None)`` when no face is found.
+        """
+        up, down = _pyramids()
+        image = _upsampled(gray)
+        side, level = 2.0 * hint, 0
+        while side * 5 / 6 >= START_SIDE:
+            side *= 5 / 6
+            image = down(image)
+            level += 1
+        rects, scores, _ = self._detector.run(image, 0, self.adjust_threshold)
+        if not rects:
+            return None, None
+        best = _pick(rects, scores, self.pick)
+        # Back through the skipped levels, then through the upsampling, as dlib maps its boxes.
+        rect = up.rect_down(down.rect_up(rects[best], level))
+        if level and rects[best].width() < ACCEPT_SIDE:
+            return None, rect.width()
+        return (_rect_box(rect), float(scores[best])), None
+
+    def _detect_fast(self, frame_rgb: np.ndarray) -> tuple[Box, float] | None:
         height, width = frame_rgb.shape[:2]
         factor = 1.0
         image = frame_rgb
@@ -150,11 +287,7 @@ class FaceCropper:
             rects, scores, _ = self._detector.run(image, self.upsample + 1, self.adjust_threshold)
         if not rects:
             return None
-        if self.pick == "largest":
-            best = max(range(len(rects)), key=lambda i: rects[i].width() * rects[i].height())
-        else:
-            best = max(range(len(rects)), key=lambda i: scores[i])
-        rect = rects[best]
+        rect = rects[best := _pick(rects, scores, self.pick)]
         box = tuple(
             int(round(v / factor)) for v in (rect.left(), rect.top(), rect.right(), rect.bottom())
         )
@@ -169,15 +302,17 @@ class FaceCropper:
         crop = cv2.resize(crop, (self.image_size, self.image_size), interpolation=interpolation)
         return crop, (left, top, right, bottom)
 
-    def crop(self, frame_rgb: np.ndarray) -> tuple[np.ndarray | None, Box | None, float | None]:
-        """Detects and crops.
+    def crop(
+        self, frame_rgb: np.ndarray, hint: int | None = None
+    ) -> tuple[np.ndarray | None, Box | None, float | None]:
+        """Detects and crops (``hint``: see :meth:`detect`).
 
         Returns:
             ``(crop, crop_box, score)``: the ``image_size`` square RGB ``uint8`` crop, the crop box
             in frame pixels (after the 1.3x enlargement and clamping) and the detector score; all
             ``None`` when no face is found.
         """
-        found = self.detect(frame_rgb)
+        found = self.detect(frame_rgb, hint)
         if found is None:
             return None, None, None
         face_box, score = found
