@@ -20,13 +20,14 @@ from sklearn.preprocessing import StandardScaler
 from md_csd_tf.cli import main
 from md_csd_tf.prep import synthetic
 
-SPLITS = Path(synthetic.__file__).resolve().parent.parent / "resources" / "ff_splits"
+SPLITS = Path(__file__).resolve().parent.parent / "md_csd_tf" / "resources" / "ff_splits"
 FRAMES, SIZE = 5, (256, 192)
 
 
 # The smallest dataset that still has every split, method and layout: one FF++ pair per split.
+# The two bundled photographs keep these tests offline (test_demo_people.py covers real people).
 TINY_DATASET = dict(pairs=(1, 1, 1), frames=FRAMES, size=SIZE, dfd_actors=2, dfd_scenes=1,
-                    celebdf_videos=2)  # fmt: skip
+                    celebdf_videos=2, faces="bundled")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,22 @@ def test_ffpp_layout_uses_official_pairs(dataset):
             assert _mp4s(ffpp / f"manipulated_sequences/{method}/{c}/videos") == fakes
     # No temporary file left behind.
     assert not [p for p in root.rglob("*") if p.name.startswith(".")]
+
+
+def test_summary_records_every_video_with_its_people_and_split(dataset):
+    root, summary = dataset
+    on_disk = {str(p.relative_to(root)) for p in root.rglob("*.mp4")}
+    listed = [f for v in summary["videos"] for f in v["files"]]
+    assert sorted(listed) == sorted(on_disk)  # every file once
+    for video in summary["videos"]:
+        assert video["label"] == (video["method"] != "original")
+        swap = video["method"] in synthetic.NEEDS_SOURCE
+        assert len(video["people"]) == (2 if swap else 1), video
+        if swap:
+            assert video["people"][0] != video["people"][1], video
+        assert video["split"] in ("train", "val", "test")
+    # Offline, with two photographs, the summary must not claim unseen people.
+    assert summary["identity_disjoint"] is False and "identity" in summary["faces"]["warning"]
 
 
 def test_dfd_layout(dataset):
@@ -244,7 +261,7 @@ def test_no_global_colour_cue_but_face_artifacts_are_learnable():
 
 
 def test_cli_writes_and_reports_and_workers_change_nothing(tmp_path, capsys):
-    args = ["--pairs", "1,1,1", "--frames", "2", "--size", "160x120"]
+    args = ["--pairs", "1,1,1", "--frames", "2", "--size", "160x120", "--faces", "bundled"]
     assert main(["make-demo-data", "--out", str(tmp_path / "a"), *args, "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "ffpp: pairs train/val/test 1/1/1" in out and str(tmp_path / "a") in out
