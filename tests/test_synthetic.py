@@ -83,7 +83,7 @@ def test_summary_records_every_video_with_its_people_and_split(dataset):
     listed = [f for v in summary["videos"] for f in v["files"]]
     assert sorted(listed) == sorted(on_disk)  # every file once
     for video in summary["videos"]:
-        assert video["label"] == (video["method"] != "original")
+        assert video["label"] == (video["method"] != "real")
         swap = video["method"] in synthetic.NEEDS_SOURCE
         assert len(video["people"]) == (2 if swap else 1), video
         if swap:

@@ -273,7 +273,7 @@ def make_demo_dataset(
 
     def record(dataset, split, method, files, people):
         records.append({
-            "dataset": dataset, "split": split, "label": int(method != "original"),
+            "dataset": dataset, "split": split, "label": int(method != "real"),
             "method": method, "video_id": Path(next(iter(files))).stem, "people": people,
             "files": sorted(str(Path(f).relative_to(out)) for f in files),
         })  # fmt: skip
@@ -305,7 +305,7 @@ def make_demo_dataset(
                     ffpp / f"original_sequences/youtube/{c}/videos/{target}.mp4": QUALITY[c]
                     for c in compressions
                 }
-                record("ffpp", split, "original", real, [identities[target].person])
+                record("ffpp", split, "real", real, [identities[target].person])
                 fakes = []
                 for method in FF_METHODS:
                     folder = ffpp / f"manipulated_sequences/{method}"
@@ -356,7 +356,7 @@ def make_demo_dataset(
                 dfd / f"manipulated_sequences/DeepFakeDetection/{c}/videos/{name}.mp4": QUALITY[c]
                 for c in compressions
             }
-            record("dfd", "test", "original", real, [actor_person[actor]])
+            record("dfd", "test", "real", real, [actor_person[actor]])
             record("dfd", "test", "DeepFakeDetection", fake,
                    [actor_person[actor], actor_person[source]])  # fmt: skip
             groups.append(
@@ -384,7 +384,7 @@ def make_demo_dataset(
         real = f"Celeb-real/{name}_0000.mp4"
         fake = f"Celeb-synthesis/{name}_{source}_0000.mp4"
         lines += [f"1 {real}", f"0 {fake}"]
-        record("celebdf", "test", "original", [celeb / real], [celeb_person[name]])
+        record("celebdf", "test", "real", [celeb / real], [celeb_person[name]])
         record("celebdf", "test", "Celeb-synthesis", [celeb / fake],
                [celeb_person[name], celeb_person[source]])  # fmt: skip
         groups.append(
@@ -408,7 +408,7 @@ def make_demo_dataset(
         real = f"YouTube-real/{k:05d}.mp4"
         person = celeb_pool[(celebdf_videos + k) % len(celeb_pool)]
         lines.append(f"1 {real}")
-        record("celebdf", "test", "original", [celeb / real], [person])
+        record("celebdf", "test", "real", [celeb / real], [person])
         groups.append(
             _Group(
                 casting.identity(person, rng),
