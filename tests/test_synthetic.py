@@ -150,14 +150,29 @@ def test_rerun_skips_finished_videos(dataset):
     assert again["ffpp"]["pairs"] == summary["ffpp"]["pairs"]  # deterministic given the seed
 
 
-def test_quality_levels_differ(dataset):
-    root, summary = dataset
-    vid = summary["ffpp"]["pairs"]["train"][0][0]
-    sizes = {
-        c: (root / f"ffpp/original_sequences/youtube/{c}/videos/{vid}.mp4").stat().st_size
-        for c in ("c23", "c40")
-    }
-    assert sizes["c40"] < sizes["c23"]
+def _decode(path):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize("resolution", [1.0, 0.6])
+def test_c40_loses_more_than_c23(clip, tmp_path, resolution):
+    # Measured against the frames before compression: file sizes do not order the levels once the
+    # camera blurs the frame (JPEG q40's block edges then cost mp4v more bits than they save).
+    real = synthetic.camera(clip[0], synthetic.VideoParams(resolution=resolution))
+    psnr = {}
+    for level, quality in synthetic.QUALITY.items():
+        synthetic.write_video(tmp_path / f"{level}.mp4", real, quality)
+        error = np.mean((_decode(tmp_path / f"{level}.mp4").astype(float) - real) ** 2)
+        psnr[level] = 10 * np.log10(255**2 / error)
+    assert psnr["c40"] < psnr["c23"] - 1.0, psnr
 
 
 def test_rendering_is_deterministic():
@@ -169,6 +184,18 @@ def test_rendering_is_deterministic():
     np.testing.assert_array_equal(
         synthetic.render_video(identity, params), synthetic.render_video(identity, params)
     )
+
+
+def test_camera_resolution_blurs_the_whole_frame_and_dlib_still_finds_the_face(clip):
+    real, boxes, _ = clip
+    params = synthetic.VideoParams(n_frames=len(real), resolution=0.6)  # the lowest drawn
+    blurred = synthetic.camera(real, params)
+    assert blurred.shape == real.shape and blurred.dtype == np.uint8
+    sharp = [cv2.Laplacian(f, cv2.CV_32F).var() for f in (real[0], blurred[0])]
+    assert sharp[1] < 0.7 * sharp[0], sharp
+    assert synthetic.camera(real, synthetic.VideoParams()) is real  # full resolution: untouched
+    detector = dlib.get_frontal_face_detector()
+    assert all(len(detector(f, 0)) == 1 for f in blurred)
 
 
 def _iou(a, b):

@@ -42,6 +42,7 @@ from md_csd_tf.prep.synthetic.media import (
 from md_csd_tf.prep.synthetic.render import (
     Identity,
     VideoParams,
+    camera,
     face_boxes,
     render_video,
     sample_identity,
@@ -53,6 +54,6 @@ __all__ = [
     "BUNDLED", "CELEBDF_QUALITY", "DFD_SCENES", "FF_METHODS", "FPS", "MANIPULATIONS",
     "NEEDS_SOURCE", "PHOTOS", "POOLS", "QUALITY", "SPRITE", "SPRITE_FACE", "Face", "FaceLibrary",
     "Identity", "Member", "Source", "VideoParams", "_region", "apply_manipulation",
-    "assign_people", "cache_root", "face_boxes", "load_faces", "make_demo_dataset",
+    "assign_people", "camera", "cache_root", "face_boxes", "load_faces", "make_demo_dataset",
     "pairs_for", "render_video", "sample_identity", "sample_params", "write_video",
 ]  # fmt: skip

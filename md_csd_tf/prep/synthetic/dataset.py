@@ -38,6 +38,7 @@ from md_csd_tf.prep.synthetic.media import (
 from md_csd_tf.prep.synthetic.render import (
     Identity,
     VideoParams,
+    camera,
     face_boxes,
     render_video,
     sample_identity,
@@ -180,7 +181,7 @@ def _write_group(group: _Group, seed: int, overwrite: bool) -> tuple[int, int]:
         return 0, skipped
     frames = render_video(group.identity, group.params)
     for path in todo:
-        write_video(path, frames, group.paths[path])
+        write_video(path, camera(frames, group.params), group.paths[path])
     boxes = face_boxes(group.params)
     sources: dict[Identity, np.ndarray] = {}
     for fake in fakes:
@@ -192,6 +193,8 @@ def _write_group(group: _Group, seed: int, overwrite: bool) -> tuple[int, int]:
         frames_fake = apply_manipulation(
             fake.method, frames, source, boxes, _rng(seed, *fake.seed_keys)
         )
+        # The camera comes after the manipulation, as FF++ fakes are re-encoded like their reals.
+        frames_fake = camera(frames_fake, group.params)
         for path, quality in fake.paths.items():
             write_video(path, frames_fake, quality)
     return len(todo) + sum(len(f.paths) for f in fakes), skipped

@@ -98,6 +98,11 @@ class VideoParams:
     offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
     noise: float = 2.0  # sensor noise std, grey levels
     noise_seed: int = 0
+    # The camera's effective resolution as a fraction of the frame's: the finished video (real
+    # or fake) is down- and up-sampled by it. Real footage is blurrier than a photo's head, and a
+    # blurry face is what the Deepfakes family looks like; drawn per video and shared with the
+    # fakes, this makes "blurry" mean nothing by itself, only a face blurrier than its frame.
+    resolution: float = 1.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -168,6 +173,7 @@ def sample_params(
         offset=tuple(float(v) for v in rng.uniform(-12, 12, size=3)),
         noise=float(rng.uniform(1.0, 3.0)),
         noise_seed=int(rng.integers(2**31)),
+        resolution=float(rng.uniform(0.6, 1.0)),  # drawn last: earlier draws keep their values
     )
 
 
@@ -296,6 +302,19 @@ def render_video(identity: Identity, params: VideoParams) -> np.ndarray:
         frame += cv2.randn(noise, (0.0, 0.0, 0.0), sigma)
         frames[t] = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
     return frames
+
+
+def camera(frames: np.ndarray, params: VideoParams) -> np.ndarray:
+    """The camera's resolution (`params.resolution`) applied to finished uint8 frames."""
+    if params.resolution >= 0.999:
+        return frames
+    height, width = frames.shape[1:3]
+    small = (max(round(width * params.resolution), 1), max(round(height * params.resolution), 1))
+    return np.stack([
+        cv2.resize(cv2.resize(f, small, interpolation=cv2.INTER_AREA), (width, height),
+                   interpolation=cv2.INTER_LINEAR)
+        for f in frames
+    ])  # fmt: skip
 
 
 def write_video(path: Path, frames: np.ndarray, quality: int | None = None, fps: int = FPS):
