@@ -10,6 +10,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The stand-in data from the two bundled photographs: tests never reach for the network (the
+# fetch of the many-people media is tested on local archives, tests/test_demo_people.py).
+os.environ.setdefault("MD_CSD_DEMO_FACES", "bundled")
 
 import tensorflow as tf  # noqa: E402
 

@@ -49,7 +49,7 @@ def clip():
     boxes = synthetic.face_boxes(params)
     fakes = {
         m: synthetic.apply_manipulation(m, real, twin, boxes, np.random.default_rng(i))
-        for i, m in enumerate(synthetic.MANIPULATIONS)
+        for i, m in enumerate(synthetic.FAKE_FAMILIES)
     }
     return real, boxes, fakes
 
@@ -269,7 +269,7 @@ def test_no_global_colour_cue_but_face_artifacts_are_learnable():
         source = synthetic.sample_identity(rng, photos[(i + 1) % 2])
         params = synthetic.sample_params(rng, n_frames=6, size=(256, 192))
         real, boxes = synthetic.render_video(target, params), synthetic.face_boxes(params)
-        method = synthetic.FF_METHODS[i % 4]
+        method = synthetic.FFPP_METHODS[i % 4]
         twin = synthetic.render_video(source, params) if method in synthetic.NEEDS_SOURCE else None
         fake = synthetic.apply_manipulation(method, real, twin, boxes, rng)
         for label, frames in ((0, real), (1, fake)):

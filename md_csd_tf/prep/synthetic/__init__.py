@@ -22,8 +22,8 @@ from md_csd_tf.prep.synthetic.dataset import (
     pairs_for,
 )
 from md_csd_tf.prep.synthetic.fakes import (
-    FF_METHODS,
-    MANIPULATIONS,
+    FAKE_FAMILIES,
+    FFPP_METHODS,
     NEEDS_SOURCE,
     _region,
     apply_manipulation,
@@ -51,7 +51,7 @@ from md_csd_tf.prep.synthetic.render import (
 )
 
 __all__ = [
-    "BUNDLED", "CELEBDF_QUALITY", "DFD_SCENES", "FF_METHODS", "FPS", "MANIPULATIONS",
+    "BUNDLED", "CELEBDF_QUALITY", "DFD_SCENES", "FFPP_METHODS", "FPS", "FAKE_FAMILIES",
     "NEEDS_SOURCE", "PHOTOS", "POOLS", "QUALITY", "SPRITE", "SPRITE_FACE", "Face", "FaceLibrary",
     "Identity", "Member", "Source", "VideoParams", "_region", "apply_manipulation",
     "assign_people", "camera", "cache_root", "face_boxes", "load_faces", "make_demo_dataset",

@@ -26,8 +26,9 @@ import cv2
 import numpy as np
 
 from md_csd_tf.files import atomic_write_json, atomic_write_text
+from md_csd_tf.names import FFPP_METHODS
 from md_csd_tf.prep.splits import SPLITS, load_splits
-from md_csd_tf.prep.synthetic.fakes import FF_METHODS, NEEDS_SOURCE, apply_manipulation
+from md_csd_tf.prep.synthetic.fakes import NEEDS_SOURCE, apply_manipulation
 from md_csd_tf.prep.synthetic.media import (
     IDENTITY_WARNING,
     Face,
@@ -310,7 +311,7 @@ def make_demo_dataset(
                 }
                 record("ffpp", split, "real", real, [identities[target].person])
                 fakes = []
-                for method in FF_METHODS:
+                for method in FFPP_METHODS:
                     folder = ffpp / f"manipulated_sequences/{method}"
                     paths = {
                         folder / f"{c}/videos/{target}_{source}.mp4": QUALITY[c]
@@ -331,7 +332,7 @@ def make_demo_dataset(
         "compressions": list(compressions),
         "videos_per_folder": {
             "original": 2 * sum(counts),
-            **{m: 2 * sum(counts) for m in FF_METHODS},
+            **{m: 2 * sum(counts) for m in FFPP_METHODS},
         },
     }
 

@@ -19,8 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-FF_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
-
+from md_csd_tf.names import FFPP_METHODS
 
 # Per-family strengths. Deepfakes-style families differ in the resolution the swapped face is
 # generated at (face box side in px), the colour mismatch (max per-channel gain error) and the
@@ -30,7 +29,8 @@ _DEEPFAKE_STYLES = {
     "DeepFakeDetection": {"resolution": (56, 76), "colour": 0.06, "feather": 0.045},
     "Celeb-synthesis": {"resolution": (80, 104), "colour": 0.04, "feather": 0.06},
 }
-MANIPULATIONS = (*FF_METHODS, "DeepFakeDetection", "Celeb-synthesis")
+# Every stand-in fake family: the four FF++ methods plus the DFD and Celeb-DF deepfake styles.
+FAKE_FAMILIES = (*FFPP_METHODS, "DeepFakeDetection", "Celeb-synthesis")
 NEEDS_SOURCE = {"Deepfakes", "FaceSwap", "DeepFakeDetection", "Celeb-synthesis"}
 
 
@@ -117,7 +117,7 @@ def apply_manipulation(
     """Makes a fake from a real target video, changing only pixels near the face.
 
     Args:
-        method: one of `MANIPULATIONS` (the four FF++ methods, plus the deepfake styles of DFD
+        method: one of `FAKE_FAMILIES` (the four FF++ methods, plus the deepfake styles of DFD
             and Celeb-DF).
         target_frames: uint8 RGB (T, H, W, 3), the real video that is manipulated.
         source_frames: uint8 RGB (T, H, W, 3), the source identity rendered with the target's
@@ -129,8 +129,8 @@ def apply_manipulation(
     Returns:
         uint8 RGB (T, H, W, 3); equal to `target_frames` outside the 1.3x enlarged face boxes.
     """
-    if method not in MANIPULATIONS:
-        raise ValueError(f"unknown manipulation {method!r}; expected one of {MANIPULATIONS}")
+    if method not in FAKE_FAMILIES:
+        raise ValueError(f"unknown manipulation {method!r}; expected one of {FAKE_FAMILIES}")
     if method in NEEDS_SOURCE and source_frames is None:
         raise ValueError(f"{method} swaps identities and needs source_frames")
     n, height, width = target_frames.shape[:3]
