@@ -52,3 +52,36 @@ def test_export_refuses_to_overwrite(exported, capsys):
     args = ["export", "--model", str(exported["model"]), "--out", str(exported["dir"])]
     assert cli.main(args) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_one_crop_to_input_path_for_every_size(exported, tmp_path):
+    """A 150 px and a 400 px crop score the same through predict (arrays and --no-detect image
+    files), the SavedModel and evaluation on a manifest: all resize with `resize_crop`."""
+    import cv2
+    import pandas as pd
+
+    from md_csd_tf.data.manifest import read_manifest
+    from md_csd_tf.inference.detector import Detector
+    from md_csd_tf.training.evaluate import predict_frames
+
+    detector = Detector.load(exported["model"], batch_size=4)
+    face = cv2.resize(exported["crops"][0], (480, 480), interpolation=cv2.INTER_CUBIC)
+    crops = {side: cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+             for side in (150, 400)}  # fmt: skip
+    rows = []
+    for side, crop in crops.items():
+        path = tmp_path / f"crop{side}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        rows.append(dict(dataset="ffpp", split="test", method="real", compression="c23",
+                         video_id=f"{side}", frame_index=0, path=path.name, label=0))  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
+    evaluated = predict_frames(detector.model, read_manifest(tmp_path / "manifest.csv"), 4, 0)
+    for i, (side, crop) in enumerate(crops.items()):
+        api = float(detector.predict_crops([crop])[0])
+        image = detector.predict_image(tmp_path / f"crop{side}.png", detect=False).score
+        served = exported["served"].serve(tf.constant(crop[None]))["fake_probability"]
+        scores = [api, image, float(served.numpy()[0]), float(evaluated["prob"][i])]
+        np.testing.assert_allclose(scores, api, atol=1e-4, err_msg=f"{side} px crop")
+        # The test can tell resizes apart: OpenCV's area resize scores differently.
+        other = cv2.resize(crop, (71, 71), interpolation=cv2.INTER_AREA)
+        assert abs(float(detector.predict_crops([other])[0]) - api) > 1e-3

@@ -149,3 +149,34 @@ def test_every_named_keras_xception_layer_has_a_namesake_in_the_rgb_branch(keras
     ours = {layer.name for layer in model.layers}
     theirs = [layer.name for layer in keras_xception.layers if layer.name.startswith("block")]
     assert theirs and all(f"rgb_{name}" in ours for name in theirs)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("transform", ["dct", "fft", "dwt"])
+def test_keras_round_trip_of_every_variant_and_transform(variant, transform, tmp_path):
+    from md_csd_tf.data.inputs import model_inputs
+    from md_csd_tf.models.saving import load_model
+
+    model = build_model(variant, transform=transform, image_size=SIZE, middle_blocks=0)
+    crops = RNG.integers(0, 255, size=(2, SIZE, SIZE, 3)).astype(np.uint8)
+    before = model(model_inputs(model, crops), training=False).numpy()
+    model.save(tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras", compile=False)
+    assert (loaded.variant, loaded.transform, loaded.head) == (variant, transform, "fc")
+    np.testing.assert_allclose(loaded(model_inputs(loaded, crops), training=False), before,
+                               atol=1e-6)  # fmt: skip
+
+
+def test_heads_follow_the_paper_by_default_and_old_models_still_load():
+    from md_csd_tf.models.md_csd import MDCSDNetwork
+    from md_csd_tf.models.variants import VARIANTS as LIGHT_VARIANTS
+
+    assert {k: tuple(v["stitches"]) for k, v in LIGHT_VARIANTS.items()}["md_csd"] == POOL_STAGES
+    fc = build_model("concat", image_size=SIZE, middle_blocks=0)
+    assert fc.get_layer("rgb_fc").units == 2048 and fc.get_layer("freq_fc").units == 2048
+    pooled = build_model("concat", image_size=SIZE, middle_blocks=0, head="pooled")
+    assert pooled.get_layer("fake_probability").input.shape[-1] == 4096
+    assert not any(layer.name.endswith("_fc") for layer in pooled.layers)
+    config = fc.get_config()
+    del config["head"]  # saved before the option existed: the pooled features were joined
+    assert MDCSDNetwork.from_config(config).head == "pooled"

@@ -85,9 +85,25 @@ def test_training_stream_is_balanced_although_fakes_outnumber_reals(table):
     assert abs(labels.mean() - 2 / 3) < 0.06
 
 
-def test_augmentations_run_in_the_pipeline_and_keep_shapes(table):
+def test_augmentations_change_pixels_the_same_eagerly_and_in_tf_data(table):
+    from md_csd_tf.data.pipeline import augment
+
+    image = decode_crop(tf.constant(table["abs_path"].iloc[0]), 71)
+    # The paper describes no augmentation: off unless asked for.
+    assert not CONFIG.flip and CONFIG.jpeg_quality is None and CONFIG.blur_probability == 0
+    plain = augment(image, CONFIG, tf.constant([3, 1]))
+    np.testing.assert_array_equal(plain.numpy(), image.numpy())
+    config = dataclasses.replace(CONFIG, flip=True, jpeg_quality=(50, 90), blur_probability=1.0)
+    seeds = tf.constant([[i, 1] for i in range(8)])
+    eager = np.stack([augment(image, config, s).numpy() for s in seeds])
+    mapped = tf.data.Dataset.from_tensor_slices(seeds).map(lambda s: augment(image, config, s))
+    mapped = np.stack([m.numpy() for m in mapped])
+    np.testing.assert_array_equal(eager, mapped)  # eager and inside tf.data: the same pixels
+    changed = np.abs(eager.astype(int) - image.numpy()[None].astype(int)).mean(axis=(1, 2, 3))
+    assert np.all(changed > 0.5)  # JPEG + blur always change the crop
+    flipped = [np.abs(e.astype(int) - e[:, ::-1].astype(int)).mean() for e in eager]
+    assert len({round(f, 3) for f in flipped}) > 1  # not every draw flips the same way
     frames = select(table, split="train")
-    config = dataclasses.replace(CONFIG, jpeg_quality=(50, 90), blur_probability=0.5)
     inputs, labels = next(iter(make_dataset(frames, config, training=True)))
     assert inputs["rgb"].shape == (4, 71, 71, 3) and labels.shape == (4,)
     assert np.all(np.isfinite(inputs["freq"].numpy()))

@@ -1,0 +1,153 @@
+"""The registry of detectors: one name per published system, its builder and its recipe.
+
+A detector is one module in `md_csd_tf/models/` (the architecture, a frozen `Recipe` beside it and
+one `register(...)` line). Nothing outside `models/` branches on a detector's name: the trainer,
+the pipeline, predict and export read the recipe and the model's own attributes.
+
+Every built model honours one contract, so the rest of the package treats them alike:
+- it is a `keras.Model` registered for `.keras` saving, rebuilt from its config;
+- it takes the dict `crops_to_inputs` makes (`"rgb"`: pixels 0..255 float32, `"freq"`: the
+  spectrum named by `transform`), normalises pixels itself, and returns `(batch, 1)`: the
+  probability that the face is fake (label 1 = fake);
+- it has the attributes `detector` (its registry name), `image_size`, `branches` (the inputs
+  it takes, a tuple of "rgb"/"freq"), `transform` and `crop_size` (the side of the training
+  crops, None = `image_size`), all stored in its config.
+
+Example:
+    >>> from md_csd_tf import build_detector, list_detectors
+    >>> list_detectors()
+    ['md_csd', 'md_csd_concat', ...]
+    >>> model = build_detector("md_csd_one_stitch", image_size=71, middle_blocks=0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Mapping
+
+from md_csd_tf.errors import UserError
+
+# Modules that register detectors; importing one registers its entries.
+DETECTOR_MODULES = ("md_csd_tf.models.md_csd",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """A part of a training schedule: `epochs` epochs with `trainable` layers ("all" or "head").
+
+    The FF++ Xception baseline trains its new head alone for 3 epochs, then everything for 15.
+    """
+
+    epochs: int
+    trainable: str = "all"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a detector is trained and scored, as its publication gives it.
+
+    Attributes:
+        paper: the source, with the section or page the numbers come from.
+        image_size: input side in pixels.
+        inputs: what the model reads: ("rgb",), ("freq",) or ("rgb", "freq").
+        normalisation: the pixel normalisation the model applies inside (for the listing).
+        loss: "bce" (binary cross-entropy on P(fake)), "mse" (MesoNet's), "auc"
+            (`md_csd_tf.losses.AUCLoss`), or "model" (the model adds its own losses).
+        optimizer: "adam" (with `learning_rate`; `second_learning_rate` for a second group,
+            MD-CSD's cross-stitches) or "sgd".
+        learning_rate / second_learning_rate: the rates.
+        batch_size: global batch.
+        epochs: total epochs; with `stages`, their sum.
+        stages: the schedule, when not one stage of `epochs` on every layer.
+        plateau: (factor, patience) of the learning-rate cut on a val-loss plateau, or None.
+        video_aggregate: how frame scores become a video score: "mean" or "vote".
+        clip_frames: frames per clip for detectors that read several frames at once.
+        ensemble: models trained on disjoint chunks and combined by vote (1 = one model).
+        parameters: trainable + non-trainable parameters at `image_size` with the default
+            options (a test builds the model and checks it); None if not recorded.
+    """
+
+    paper: str
+    image_size: int
+    inputs: tuple[str, ...]
+    normalisation: str
+    loss: str = "bce"
+    optimizer: str = "adam"
+    learning_rate: float = 2e-4
+    second_learning_rate: float | None = None
+    batch_size: int = 32
+    epochs: int = 20
+    stages: tuple[Stage, ...] = ()
+    plateau: tuple[float, int] | None = None
+    video_aggregate: str = "mean"
+    clip_frames: int | None = None
+    ensemble: int = 1
+    parameters: int | None = None
+
+    def schedule(self, epochs: int | None = None) -> tuple[Stage, ...]:
+        """The stages, or one stage of `epochs` (default the recipe's) on every layer."""
+        if self.stages and epochs in (None, sum(s.epochs for s in self.stages)):
+            return self.stages
+        return (Stage(epochs or self.epochs),)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A registered detector."""
+
+    name: str
+    build: Callable
+    recipe: Recipe
+    summary: str
+    weights: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+_REGISTRY: dict[str, Entry] = {}
+
+
+def register(
+    name: str, build: Callable, recipe: Recipe, summary: str, weights: Mapping | None = None
+) -> Entry:
+    """Adds a detector: `build(**options)` returns a model honouring the contract above;
+    `weights` names published weight files (name -> package resource path)."""
+    if name in _REGISTRY:
+        raise ValueError(f"detector {name!r} is registered twice")
+    entry = Entry(name, build, recipe, summary, dict(weights or {}))
+    _REGISTRY[name] = entry
+    return entry
+
+
+def _load_all() -> None:
+    for module in DETECTOR_MODULES:
+        importlib.import_module(module)
+
+
+def list_detectors() -> list[str]:
+    """Every registered detector's name, in registration order."""
+    _load_all()
+    return list(_REGISTRY)
+
+
+def get_entry(name: str) -> Entry:
+    """The registry entry of `name`; a one-line `UserError` listing the names otherwise."""
+    _load_all()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown detector {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def build_detector(name: str, **options):
+    """Builds the registered detector `name` with its builder's options (image_size, weights,
+    ...); the model's `detector` attribute is `name`."""
+    return get_entry(name).build(**options)
+
+
+def recipe_of(model) -> Recipe:
+    """The recipe of a built or loaded model (from its `detector` attribute)."""
+    name = getattr(model, "detector", None)
+    if name is None:
+        raise UserError(
+            f"{type(model).__name__} is not an md-csd-tf detector (no `detector` attribute)"
+        )
+    return get_entry(name).recipe
