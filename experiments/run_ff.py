@@ -25,14 +25,19 @@ def main(argv=None) -> int:
     parser.add_argument("--compression", default="c23", choices=list(COMPRESSIONS))
     parser.add_argument("--manipulation", default="all", choices=("all", *FFPP_METHODS))
     args = parser.parse_args(argv)
-    if (args.demo or args.smoke) and not args.data and args.manipulation == "all":
+    if (
+        (args.demo or args.smoke)
+        and not args.data
+        and args.manipulation == "all"
+        and (args.detector in (None, "md_csd"))
+    ):
         # The demo itself: Table II's row plus the cross-dataset stand-ins and the shortcut check.
         summary = workflows.demo(args.out or "demo_run", smoke=args.smoke, **_given(args))
         print(workflows.format_summary(summary))
         return 0
     out, manifest, settings, prefix = experiment_inputs(args)
     outcome = workflows.run_ff(
-        manifest, out, args.compression, args.manipulation, settings, prefix, args.variant
+        manifest, out, args.compression, args.manipulation, settings, prefix, args.detector
     )
     print(json.dumps(outcome["measured"], indent=2))
     print(Path(outcome["tables"]).read_text())

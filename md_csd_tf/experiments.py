@@ -65,7 +65,7 @@ DEMO = Profile(
         dict(
             image_size=71,
             middle_blocks=0,
-            rgb_weights=None,
+            weights=None,
             bn_momentum=0.9,
             epochs=5,
             batch_size=16,
@@ -82,7 +82,7 @@ SMOKE = Profile(
         dict(
             image_size=71,
             middle_blocks=0,
-            rgb_weights=None,
+            weights=None,
             bn_momentum=0.9,
             epochs=1,
             steps_per_epoch=2,
@@ -104,13 +104,14 @@ class Run:
     Attributes:
         compression: "c23" (HQ) or "c40" (LQ).
         manipulation: "all" (the paper's four methods) or one of them.
-        variant: Table V row ("md_csd" is the paper's model).
+        detector: a registered detector: "md_csd" (the paper's model), a Table V variant
+            ("md_csd_rgb", ...) or a comparator of the leaderboard.
         transform: Table VI row ("dct" is the paper's).
     """
 
     compression: str = "c23"
     manipulation: str = "all"
-    variant: str = "md_csd"
+    detector: str = "md_csd"
     transform: str = "dct"
 
     @property
@@ -118,7 +119,7 @@ class Run:
         return FFPP_METHODS if self.manipulation == "all" else (self.manipulation,)
 
     def label(self) -> str:
-        return f"ff_{self.compression}_{self.manipulation}_{self.variant}_{self.transform}"
+        return f"ff_{self.compression}_{self.manipulation}_{self.detector}_{self.transform}"
 
     def train_settings(self, settings: Mapping) -> dict:
         """`TrainConfig` fields for this run: the profile's settings, then the run's own."""
@@ -126,8 +127,9 @@ class Run:
             **settings,
             "compression": self.compression,
             "methods": self.methods,
-            "variant": self.variant,
-            "transform": self.transform,
+            "detector": self.detector,
+            # Only MD-CSD has a transform option; for others it would be ignored with a note.
+            **({"transform": self.transform} if self.detector.startswith("md_csd") else {}),
         }
 
     def folder_name(self, settings: Mapping) -> str:
@@ -146,6 +148,16 @@ class Run:
         }
         digest = hashlib.sha1(json.dumps(identity, default=str).encode()).hexdigest()[:6]
         return f"{self.label()}-{digest}"
+
+
+def variant_detector(variant: str) -> str:
+    """Table V's variant key -> the registered detector ("rgb" -> "md_csd_rgb")."""
+    return "md_csd" if variant == "md_csd" else f"md_csd_{variant}"
+
+
+def detector_variant(detector: str) -> str:
+    """The registered MD-CSD detector -> Table V's variant key ("md_csd_rgb" -> "rgb")."""
+    return "md_csd" if detector == "md_csd" else detector.removeprefix("md_csd_")
 
 
 #: What an experiment measures on its run's model.
@@ -241,7 +253,7 @@ def _experiments() -> dict[str, Experiment]:
             Experiment(
                 f"table5_{variant}",
                 "V",
-                Run("c23", variant=variant),
+                Run("c23", detector=variant_detector(variant)),
                 "ff_test",
                 {"auc": paper_value("V", variant, "auc")},
             )

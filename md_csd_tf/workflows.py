@@ -35,6 +35,7 @@ from md_csd_tf.experiments import (
     Experiment,
     Profile,
     Run,
+    detector_variant,
     experiments_of,
 )
 from md_csd_tf.files import atomic_write_json, atomic_write_text
@@ -202,8 +203,11 @@ def _rows(table: str, out: str | Path, settings: Mapping) -> list[dict]:
         cell = cells["table4_dfd"]
         rows = [{**r, "run": cell["run"]} for r in cross_dataset_rows("dfd", cell["auc"])]
     else:
-        key = "variant" if table == "V" else "transform"
-        aucs = {getattr(e.run, key): cells[e.name]["auc"] for e in experiments_of(table)}
+
+        def key(run: Run) -> str:
+            return detector_variant(run.detector) if table == "V" else run.transform
+
+        aucs = {key(e.run): cells[e.name]["auc"] for e in experiments_of(table)}
         runs = [cells[e.name]["run"] for e in experiments_of(table)]
         build = table_v_rows if table == "V" else table_vi_rows
         rows = [{**r, "run": run} for r, run in zip(build(aucs), runs, strict=True)]
@@ -259,16 +263,16 @@ def run_ff(
     manipulation: str = "all",
     settings: Mapping | None = None,
     title_prefix: str = "",
-    variant: str | None = None,
+    detector: str | None = None,
 ) -> dict:
     """Trains on FF++ and tests on its official test split: a Table I cell or a Table II row
-    (or, with `variant`, that Table V variant on the same data). Returns the run folder, our
-    numbers and the assembled tables."""
+    (or, with `detector`, that registered detector on the same data and split). Returns the
+    run folder, our numbers and the assembled tables."""
     settings = dict(settings or {})
     experiment = ff_experiment(compression, manipulation)
-    if variant:
+    if detector:
         experiment = dataclasses.replace(
-            experiment, run=dataclasses.replace(experiment.run, variant=variant)
+            experiment, run=dataclasses.replace(experiment.run, detector=detector)
         )
     folder = run_experiment(experiment, manifest, out, settings)
     tables = assemble_tables(out, settings, title_prefix)

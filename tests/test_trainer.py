@@ -34,7 +34,7 @@ def tiny(manifest, out, **changes):
         out_dir=str(out),
         image_size=71,
         middle_blocks=0,
-        rgb_weights=None,
+        weights=None,
         epochs=1,
         batch_size=4,
         steps_per_epoch=2,
@@ -53,7 +53,11 @@ def test_a_run_writes_its_files_and_resumes_where_it_was_killed(manifest, tmp_pa
     assert (run / "tensorboard").is_dir()
     assert first.epochs_done == 1
     config = json.loads((run / "config.json").read_text())
-    assert config["config"]["variant"] == "md_csd" and config["md_csd_tf"]
+    assert config["config"]["detector"] == "md_csd" and config["md_csd_tf"]
+    # The recipe's numbers are written down as used (the paper's for MD-CSD).
+    assert config["config"]["base_lr"] == 2e-4 and config["config"]["stitch_lr"] == 1e-3
+    assert (config["config"]["plateau_factor"], config["config"]["plateau_patience"]) == (0.2, 3)
+    assert config["config"]["loss"] == "bce"
 
     # The frequency statistics were measured on training crops and saved in the model.
     model = load_model(run / "last.keras")
@@ -89,7 +93,7 @@ def test_a_run_writes_its_files_and_resumes_where_it_was_killed(manifest, tmp_pa
 def test_resuming_with_another_architecture_is_refused(manifest, tmp_path):
     train(tiny(manifest, tmp_path))
     with pytest.raises(UserError, match="different"):
-        train(tiny(manifest, tmp_path, variant="concat"))
+        train(tiny(manifest, tmp_path, detector="md_csd_concat"))
 
 
 def test_one_epoch_under_mirrored_strategy_on_two_logical_cpus(manifest, tmp_path):
@@ -101,7 +105,7 @@ def test_one_epoch_under_mirrored_strategy_on_two_logical_cpus(manifest, tmp_pat
 
 
 def test_predictions_line_up_with_manifest_rows(manifest, tmp_path):
-    result = train(tiny(manifest, tmp_path, variant="rgb"))
+    result = train(tiny(manifest, tmp_path, detector="md_csd_rgb"))
     model = load_model(result.best_model, compile=False)
     frames = select(read_manifest(manifest), split="test")
     scored = predict_frames(model, frames, batch_size=4, verbose=0)
@@ -125,7 +129,7 @@ def test_bad_options_and_missing_crops_are_one_line_errors(manifest, tmp_path):
     with pytest.raises(UserError, match="at least 71"):
         train(tiny(manifest, tmp_path, image_size=64))
     with pytest.raises(UserError, match="weights file not found"):
-        train(tiny(manifest, tmp_path, rgb_weights=str(tmp_path / "xception.h5")))
+        train(tiny(manifest, tmp_path, weights=str(tmp_path / "xception.h5")))
     table = pd.read_csv(manifest, dtype={"video_id": str})
     moved = tmp_path / "moved.csv"
     table.to_csv(moved, index=False)  # crop paths are relative to the manifest: now missing

@@ -44,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
         f"  signature {SIGNATURE!r}: crops uint8 (batch, height, width, 3) RGB face crops "
         f"(resized to {size}x{size} inside) -> fake_probability float32 (batch,)"
     )
-    print(f"  variant {model.variant}, branches {'+'.join(model.branches)}, "
+    print(f"  detector {model.detector}, branches {'+'.join(model.branches)}, "
           f"transform {model.transform}")  # fmt: skip
     return 0

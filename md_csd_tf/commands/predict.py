@@ -15,7 +15,15 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a .keras model saved by md-csd-tf")
+    parser.add_argument(
+        "--model", help="a .keras model saved by md-csd-tf (or a --detector with --weights)"
+    )
+    parser.add_argument(
+        "--detector", default=None,
+        help="with --weights: a registered detector and its published weights, e.g. "
+        "--detector meso4 --weights mesonet-df (no training, no download)",
+    )  # fmt: skip
+    parser.add_argument("--weights", default=None, help="published weights name or file")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video, image or folder")
     parser.add_argument(
         "--frames", type=positive, default=None,
@@ -26,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="score every K-th frame from the first instead of evenly spaced frames",
     )  # fmt: skip
     parser.add_argument(
-        "--aggregate", choices=("mean", "vote"), default="mean",
+        "--aggregate", choices=("mean", "vote"), default=None,
         help="video score: mean frame probability (paper) or fraction of frames voting fake",
     )  # fmt: skip
     parser.add_argument(
@@ -68,9 +76,15 @@ def run(args: argparse.Namespace) -> int:
     inputs = collect_inputs(args.inputs)
     if not inputs:
         raise UserError(f"no image or video found in {' '.join(args.inputs)}")
-    detector = Detector.load(
-        args.model, batch_size=args.batch_size, detect_max_side=args.detect_max_side or None
-    )
+    options = dict(batch_size=args.batch_size, detect_max_side=args.detect_max_side or None)
+    if args.model:
+        detector = Detector.load(args.model, **options)
+    elif args.detector and args.weights:
+        detector = Detector.pretrained(args.detector, args.weights, **options)
+    else:
+        raise UserError("pass --model RUN/best.keras, or --detector NAME --weights WEIGHTS")
+    # The video score as the detector's publication computes it, unless asked otherwise.
+    args.aggregate = args.aggregate or detector.recipe.video_aggregate
     if args.every:
         options = {"sampling": "every", "every_k": args.every, "frames": args.frames}
     else:
@@ -96,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             path = write_results(
                 rows,
                 args.output,
-                model=args.model,
+                model=args.model or f"{args.detector} ({args.weights})",
                 aggregate=args.aggregate,
                 threshold=args.threshold,
                 detect=args.detect,

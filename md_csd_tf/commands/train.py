@@ -24,10 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="ffpp")
     parser.add_argument("--compression", default="c23", help="c23, c40, raw; 'any' for all")
     parser.add_argument("--methods", nargs="+", default=None, help="manipulations (default: all)")
-    parser.add_argument("--epochs", type=positive, default=20)
-    parser.add_argument("--batch-size", type=positive, default=32, help="global batch (paper: 32)")
-    parser.add_argument("--base-lr", type=learning_rate, default=2e-4)
-    parser.add_argument("--stitch-lr", type=learning_rate, default=1e-3)
+    parser.add_argument("--epochs", type=positive, default=None, help="default: the recipe's")
+    parser.add_argument(
+        "--batch-size", type=positive, default=None, help="global batch (default: the recipe's)"
+    )
+    parser.add_argument("--base-lr", type=learning_rate, default=None, help="default: the recipe's")
+    parser.add_argument(
+        "--stitch-lr", type=learning_rate, default=None,
+        help="the second rate (MD-CSD's cross-stitches; default: the recipe's)",
+    )  # fmt: skip
+    parser.add_argument("--loss", default=None, choices=_losses(), help="default: the recipe's")
     parser.add_argument("--steps-per-epoch", type=positive, default=None)
     parser.add_argument("--max-frames-per-video", type=positive, default=None)
     parser.add_argument(
@@ -42,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--run-eagerly", action="store_true", help="no graph tracing (CPU debugging)"
     )
     parser.add_argument("--seed", type=non_negative, default=0)
+
+
+def _losses():
+    from md_csd_tf.training.recipe import LOSSES
+
+    return list(LOSSES)
 
 
 def _strategies():
@@ -64,35 +76,48 @@ def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) 
 
     Choices come from the registries (`VARIANTS`, `TRANSFORMS`, `HEADS`), never re-typed."""
     from md_csd_tf.frequency import TRANSFORMS
-    from md_csd_tf.models.md_csd import HEADS, VARIANTS
+    from md_csd_tf.models.registry import list_detectors
+    from md_csd_tf.models.variants import HEADS
 
     def default(value):
         return value if defaults else None
 
-    parser.add_argument("--variant", default=default("md_csd"), choices=list(VARIANTS))
-    parser.add_argument("--transform", default=default("dct"), choices=list(TRANSFORMS))
     parser.add_argument(
-        "--head", default=default("fc"), choices=list(HEADS),
-        help="fc (paper: the branches' last fully connected layers are concatenated) or "
-        "pooled (the pooled features are)",
+        "--detector", default=default("md_csd"), choices=list_detectors(),
+        help="a registered detector (`md-csd detectors`); MD-CSD's Table V variants are md_csd_*",
     )  # fmt: skip
-    parser.add_argument("--image-size", type=int_range(71), default=default(299))
-    parser.add_argument("--middle-blocks", type=int_range(0, 8), default=default(8))
     parser.add_argument(
-        "--rgb-weights", default=default("imagenet"),
-        help="'imagenet' (paper; downloads once), 'none', or a Keras Xception weights file",
+        "--transform", default=None, choices=list(TRANSFORMS),
+        help="MD-CSD's frequency transform (default dct; Table VI)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--head", default=None, choices=list(HEADS),
+        help="MD-CSD's head: fc (default; the paper's 'last fully connected layers are "
+        "concatenated') or pooled (the pooled features are)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--image-size", type=int_range(32), default=None, help="default: the detector's recipe"
+    )
+    parser.add_argument(
+        "--middle-blocks", type=int_range(0, 8), default=None,
+        help="MD-CSD's Xception middle-flow blocks (default 8)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--weights", "--rgb-weights", dest="weights", default=default("imagenet"),
+        help="backbone initialisation: 'imagenet' (as published; downloads once), 'none', a "
+        "weights file, or a detector's published weights name",
     )  # fmt: skip
 
 
 def given_settings(
     args,
     names=(
-        "variant",
+        "detector",
         "transform",
         "head",
         "image_size",
         "middle_blocks",
-        "rgb_weights",
+        "weights",
         "epochs",
         "batch_size",
         "flip",
@@ -102,8 +127,8 @@ def given_settings(
     settings = {
         name: getattr(args, name) for name in names if getattr(args, name, None) is not None
     }
-    if isinstance(settings.get("rgb_weights"), str) and settings["rgb_weights"].lower() == "none":
-        settings["rgb_weights"] = None
+    if isinstance(settings.get("weights"), str) and settings["weights"].lower() == "none":
+        settings["weights"] = None
     return settings
 
 
@@ -116,16 +141,17 @@ def config_from_args(args):
         dataset=args.dataset,
         compression=None if args.compression == "any" else args.compression,
         methods=tuple(args.methods) if args.methods else None,
-        variant=args.variant,
+        detector=args.detector,
         transform=args.transform,
         image_size=args.image_size,
         middle_blocks=args.middle_blocks,
         head=args.head,
-        rgb_weights=None if str(args.rgb_weights).lower() == "none" else args.rgb_weights,
+        weights=None if str(args.weights).lower() == "none" else args.weights,
         epochs=args.epochs,
         batch_size=args.batch_size,
         base_lr=args.base_lr,
         stitch_lr=args.stitch_lr,
+        loss=args.loss,
         steps_per_epoch=args.steps_per_epoch,
         max_frames_per_video=args.max_frames_per_video,
         jpeg_quality=tuple(args.jpeg_augment) if args.jpeg_augment else None,
@@ -177,7 +203,7 @@ def experiment_inputs(args) -> tuple[str, str, dict, str]:
     from md_csd_tf.errors import UserError
 
     given = given_settings(args)
-    given.pop("variant", None)  # a table fixes its own variants; run_ff passes it explicitly
+    given.pop("detector", None)  # a table fixes its own detectors; run_ff passes it explicitly
     given.pop("transform", None)
     if not args.data:
         if not (args.demo or args.smoke):

@@ -182,7 +182,7 @@ class Detector:
     """A loaded MD-CSD model plus the face cropper, scoring crops in fixed-size batches.
 
     Args:
-        model: a built or loaded `MDCSDNetwork` (any Table V variant).
+        model: a built or loaded detector of the registry (`md_csd_tf.build_detector`).
         batch_size: crops per model call; the last batch is padded, so the model is traced once.
         cropper: the `FaceCropper` to find faces; by default data prep's (dlib, largest face,
             1.3x, detection on a copy downscaled to at most 640 px).
@@ -237,10 +237,26 @@ class Detector:
         model = load_model(path, compile=False)
         if not all(hasattr(model, a) for a in ("branches", "transform", "image_size")):
             raise UserError(
-                f"{os.fspath(path)}: a Keras model, but not an md-csd-tf MDCSDNetwork (it has "
+                f"{os.fspath(path)}: a Keras model, but not an md-csd-tf detector (it has "
                 "no branches/transform); pass the best.keras of an md-csd-tf training run."
             )
         return cls(model, **kwargs)
+
+    @classmethod
+    def pretrained(cls, name: str, weights: str, **kwargs) -> Detector:
+        """A registered detector with published weights (`md-csd detectors` lists them), e.g.
+        `Detector.pretrained("meso4", "mesonet-df")`: scoring with no training and no download.
+        """
+        from md_csd_tf.models.registry import build_detector
+
+        return cls(build_detector(name, weights=weights), **kwargs)
+
+    @property
+    def recipe(self):
+        """The registry recipe of the model (its video aggregation, input size, source)."""
+        from md_csd_tf.models.registry import recipe_of
+
+        return recipe_of(self.model)
 
     # -- crops ----------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ def export_saved_model(model, out_dir: str | os.PathLike) -> Path:
     """Writes `model` with its preprocessing as a SavedModel in `out_dir`.
 
     Args:
-        model: an `MDCSDNetwork` (any Table V variant).
+        model: a detector of the registry (any `md_csd_tf.build_detector` model).
         out_dir: the SavedModel folder to write (created; must not hold another SavedModel).
 
     Returns:

@@ -237,6 +237,7 @@ def feature_model(model: MDCSDNetwork) -> keras.Model:
 from md_csd_tf.models.registry import Recipe, register  # noqa: E402
 
 _PAPER = "Agarwal et al., MD-CSDNetwork, FG 2021: Sec. II.B-C, Table V"
+_OPTIONS = ("transform", "middle_blocks", "head", "bn_momentum")
 
 
 def _register_variant(variant: str, parameters: int, summary: str) -> None:
@@ -266,7 +267,7 @@ def _register_variant(variant: str, parameters: int, summary: str) -> None:
         options.setdefault("rgb_weights", weights if "rgb" in branches else None)
         return build_model(variant, **options)
 
-    register(name, build, recipe, summary)
+    register(name, build, recipe, summary, options=_OPTIONS)
 
 
 _register_variant(

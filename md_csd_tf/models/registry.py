@@ -101,19 +101,27 @@ class Entry:
     recipe: Recipe
     summary: str
     weights: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    options: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, Entry] = {}
 
 
 def register(
-    name: str, build: Callable, recipe: Recipe, summary: str, weights: Mapping | None = None
+    name: str,
+    build: Callable,
+    recipe: Recipe,
+    summary: str,
+    weights: Mapping | None = None,
+    options: tuple[str, ...] = (),
 ) -> Entry:
     """Adds a detector: `build(**options)` returns a model honouring the contract above;
-    `weights` names published weight files (name -> package resource path)."""
+    `weights` names published weight files (name -> package resource path); `options` names
+    the builder options the trainer may pass from its settings (beyond image_size, weights and
+    crop_size, which every builder takes)."""
     if name in _REGISTRY:
         raise ValueError(f"detector {name!r} is registered twice")
-    entry = Entry(name, build, recipe, summary, dict(weights or {}))
+    entry = Entry(name, build, recipe, summary, dict(weights or {}), tuple(options))
     _REGISTRY[name] = entry
     return entry
 

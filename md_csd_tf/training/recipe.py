@@ -1,10 +1,52 @@
-"""Compiling a model with the paper's loss, metrics and optimizer (Sec. II.C)."""
+"""Compiling a detector for training: its recipe's loss, optimizer and rates, our metrics."""
 
 from __future__ import annotations
 
 import keras
 
 from md_csd_tf.training.grouped_adam import GroupedAdam
+
+#: Losses a recipe (or `--loss`) may name, on P(fake) with label 1 = fake. "model": the model
+#: computes its own (`compute_loss`/`train_step`), e.g. a triplet term on embeddings.
+LOSSES = {
+    "bce": lambda: keras.losses.BinaryCrossentropy(name="loss"),  # the paper's cross-entropy
+    "mse": lambda: keras.losses.MeanSquaredError(name="loss"),  # MesoNet's, as published
+}
+
+
+def metrics() -> list:
+    """Accuracy at 0.5 and ROC AUC, reported for every detector alike."""
+    return [
+        keras.metrics.BinaryAccuracy(name="accuracy"),
+        keras.metrics.AUC(name="auc", num_thresholds=500),
+    ]
+
+
+def compile_detector(
+    model: keras.Model,
+    loss: str = "bce",
+    learning_rate: float = 2e-4,
+    second_learning_rate: float | None = None,
+    jit_compile=False,
+) -> keras.Model:
+    """Compiles `model` with `loss` and one Adam at `learning_rate`, whose cross-stitch alphas
+    (if any) train at `second_learning_rate` (`GroupedAdam`; without stitches it is Adam).
+
+    Call it inside `strategy.scope()` when training under `tf.distribute`, as for any Keras
+    optimizer: its variables must be created under the strategy.
+    """
+    if loss != "model" and loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)} or 'model'")
+    model.compile(
+        optimizer=GroupedAdam(
+            learning_rate=learning_rate,
+            stitch_learning_rate=second_learning_rate or learning_rate,
+        ),
+        loss=None if loss == "model" else LOSSES[loss](),
+        metrics=metrics(),
+        jit_compile=jit_compile,
+    )
+    return model
 
 
 def compile_model(
@@ -13,25 +55,7 @@ def compile_model(
     stitch_lr: float = 1e-3,
     jit_compile="auto",
 ) -> keras.Model:
-    """Compiles `model` for training as the paper does.
-
-    Binary cross-entropy on the fake probability (the paper's two-class cross-entropy, written
-    for one sigmoid output), accuracy at 0.5 and ROC AUC as metrics, and Adam at `base_lr` for
-    every weight but the cross-stitch alphas, which train at `stitch_lr`.
-
-    Call it inside `strategy.scope()` when training under `tf.distribute`, as for any Keras
-    optimizer: its variables must be created under the strategy.
-
-    Returns:
-        The same model, compiled.
-    """
-    model.compile(
-        optimizer=GroupedAdam(learning_rate=base_lr, stitch_learning_rate=stitch_lr),
-        loss=keras.losses.BinaryCrossentropy(name="loss"),
-        metrics=[
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.AUC(name="auc", num_thresholds=500),
-        ],
-        jit_compile=jit_compile,
-    )
-    return model
+    """Compiles an MD-CSD model as the paper does (Sec. II.C): binary cross-entropy on the fake
+    probability (its two-class cross-entropy, written for one sigmoid output), Adam at
+    `base_lr` for every weight but the cross-stitch alphas, which train at `stitch_lr`."""
+    return compile_detector(model, "bce", base_lr, stitch_lr, jit_compile)

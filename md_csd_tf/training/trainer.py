@@ -38,18 +38,21 @@ from md_csd_tf.data.pipeline import (
 )
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import OutputLock, atomic_write, atomic_write_json, check_writable
-from md_csd_tf.models.md_csd import VARIANTS, build_model
+from md_csd_tf.models.registry import Stage, get_entry
 from md_csd_tf.models.saving import load_model
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
 from md_csd_tf.training.grouped_adam import unwrap_optimizer
 from md_csd_tf.training.keras_compat import apply_multi_worker_fixes
-from md_csd_tf.training.recipe import compile_model
+from md_csd_tf.training.recipe import LOSSES, compile_detector
 from md_csd_tf.training.strategy import is_chief, make_strategy
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """A training run; defaults are the paper's (Sec. II.C, III.A). Change with `replace`.
+    """A training run of one registered detector. Change with `replace`.
+
+    Fields left at None take the detector's published recipe (`md_csd_tf.models.registry`):
+    for MD-CSD, the paper's (Sec. II.C, III.A).
 
     Attributes:
         manifest: manifest.csv written by `md-csd prepare`.
@@ -57,15 +60,21 @@ class TrainConfig:
         dataset / compression / methods: which crops to train on; `methods=None` takes every
             manipulation in the manifest plus all reals. The paper's "all" is FF++'s four
             methods, which `workflows.run_ff` passes explicitly (newer FF++ adds FaceShifter).
-        variant / transform / image_size / middle_blocks / head: the model (`build_model`).
-        rgb_weights: "imagenet" (paper), None, or a weights file.
-        bn_momentum: BatchNormalization momentum (Xception's 0.99; lower for short runs).
-        epochs: epochs to train in total. The paper does not state it; 20 is our default
-            (with the plateau schedule the rate has been cut several times by then), not a
-            measured optimum.
-        batch_size: global batch, 32 in the paper.
-        base_lr / stitch_lr: 2e-4 and 1e-3 (paper).
-        plateau_factor / plateau_patience: x0.2 after 3 epochs without val-loss improvement.
+        detector: a registered detector (`md-csd detectors`): "md_csd" or a Table V variant
+            ("md_csd_rgb", ...), or a comparator.
+        transform / middle_blocks / head / bn_momentum: MD-CSD's model options (None: its
+            defaults: DCT, 8 middle blocks, the fc head, BatchNorm momentum 0.99); a detector
+            without such an option ignores it with a note.
+        image_size: input side (None: the recipe's).
+        weights: backbone initialisation: "imagenet" (as published), None (random), a file,
+            or a published weights name of the detector.
+        epochs: epochs in total (None: the recipe's; MD-CSD's 20 is ours, the paper gives
+            none). A recipe with stages (head only, then all) keeps them at its own total.
+        batch_size: global batch (None: the recipe's; 32 in the paper).
+        base_lr / stitch_lr: the recipe's learning rate and second rate (MD-CSD's stitches).
+        loss: None (the recipe's) or a loss name to train with instead ("bce", "mse").
+        plateau_factor / plateau_patience: the learning-rate cut on a val-loss plateau (None:
+            the recipe's; MD-CSD: x0.2 after 3 epochs).
         steps_per_epoch / validation_steps: cap batches per epoch (None: a full pass).
         max_frames_per_video: use only the first N frames of each video (quick runs).
         freq_stat_samples: crops sampled to measure the frequency-input statistics.
@@ -83,19 +92,20 @@ class TrainConfig:
     dataset: str = "ffpp"
     compression: str | None = "c23"
     methods: tuple[str, ...] | None = None
-    variant: str = "md_csd"
-    transform: str = "dct"
-    image_size: int = 299
-    middle_blocks: int = 8
-    head: str = "fc"
-    rgb_weights: str | None = "imagenet"
-    bn_momentum: float = 0.99
-    epochs: int = 20
-    batch_size: int = 32
-    base_lr: float = 2e-4
-    stitch_lr: float = 1e-3
-    plateau_factor: float = 0.2
-    plateau_patience: int = 3
+    detector: str = "md_csd"
+    transform: str | None = None
+    image_size: int | None = None
+    middle_blocks: int | None = None
+    head: str | None = None
+    weights: str | None = "imagenet"
+    bn_momentum: float | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    base_lr: float | None = None
+    stitch_lr: float | None = None
+    loss: str | None = None
+    plateau_factor: float | None = None
+    plateau_patience: int | None = None
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
     max_frames_per_video: int | None = None
@@ -110,11 +120,42 @@ class TrainConfig:
     seed: int = 0
     verbose: int = 1
 
-    def pipeline(self, branches) -> PipelineConfig:
+    def resolved(self) -> TrainConfig:
+        """The config with every None the recipe decides filled in from the recipe."""
+        recipe = get_entry(self.detector).recipe
+        factor, patience = recipe.plateau or (None, None)
+        filled = dict(
+            image_size=recipe.image_size,
+            epochs=sum(s.epochs for s in recipe.stages) if recipe.stages else recipe.epochs,
+            batch_size=recipe.batch_size,
+            base_lr=recipe.learning_rate,
+            stitch_lr=recipe.second_learning_rate or recipe.learning_rate,
+            loss=recipe.loss,
+            plateau_factor=factor,
+            plateau_patience=patience,
+        )
+        return dataclasses.replace(
+            self, **{k: v for k, v in filled.items() if getattr(self, k) is None}
+        )
+
+    def model_options(self) -> dict:
+        """The builder options given (not None) among the detector's own options."""
+        entry = get_entry(self.detector)
+        given = {
+            name: getattr(self, name)
+            for name in ("transform", "middle_blocks", "head", "bn_momentum")
+            if getattr(self, name) is not None
+        }
+        ignored = sorted(set(given) - set(entry.options))
+        if ignored and self.verbose:
+            print(f"note: {self.detector} has no option {', '.join(ignored)}; ignored.")
+        return {k: v for k, v in given.items() if k in entry.options}
+
+    def pipeline(self, model) -> PipelineConfig:
         return PipelineConfig(
-            image_size=self.image_size,
-            transform=self.transform,
-            branches=tuple(branches),
+            image_size=model.image_size,
+            transform=model.transform,
+            branches=tuple(model.branches),
             batch_size=self.batch_size,
             flip=self.flip,
             jpeg_quality=self.jpeg_quality,
@@ -163,7 +204,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.state["best_val_accuracy"] = accuracy
             self.state["best_epoch"] = epoch + 1
         self.state["epoch"] = epoch + 1
-        self.state["plateau"] = self.plateau.get_state()
+        self.state["plateau"] = self.plateau.get_state() if self.plateau else {}
         optimizer = unwrap_optimizer(self.model.optimizer)
         self.state["learning_rate"] = _as_float(optimizer.learning_rate)
         self.state["stitch_learning_rate"] = _as_float(optimizer.stitch_learning_rate)
@@ -196,10 +237,10 @@ def _load_frames(config: TrainConfig):
 
 # Settings that may change between a run and its resumption: how long and how it is run, not
 # what is trained. Everything else must match, or the resumed run would silently mix two setups.
-# rgb_weights and freq_stat_samples only shape a fresh model; a resumed one comes from last.keras.
+# weights and freq_stat_samples only shape a fresh model; a resumed one comes from last.keras.
 RESUMABLE_CHANGES = {
     "epochs", "verbose", "run_eagerly", "strategy", "out_dir", "steps_per_epoch",
-    "validation_steps", "rgb_weights", "freq_stat_samples",
+    "validation_steps", "weights", "freq_stat_samples",
 }  # fmt: skip
 
 
@@ -232,7 +273,11 @@ def _prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
     if not (state_path.is_file() and (out / "last.keras").is_file()):
         return out, None
     state = _read_json(state_path)
-    previous = _comparable(_read_json(out / "config.json").get("config", {}))
+    stored = _read_json(out / "config.json").get("config", {})
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    if "detector" in stored and set(stored) <= fields:  # recipe values as the run used them
+        stored = dataclasses.asdict(TrainConfig(**stored).resolved())
+    previous = _comparable(stored)
     current = _comparable(dataclasses.asdict(config))
     changed = sorted(
         key for key in current.keys() - RESUMABLE_CHANGES if previous.get(key) != current[key]
@@ -260,7 +305,7 @@ def _check_numbers(config: TrainConfig) -> None:
             raise UserError(f"{name} = {value!r}: expected a positive integer.")
     for name in ("base_lr", "stitch_lr"):
         value = getattr(config, name)
-        if not (math.isfinite(value) and value > 0):
+        if value is not None and not (math.isfinite(value) and value > 0):
             raise UserError(f"{name} = {value!r}: expected a number in (0, inf).")
     ranges = {
         "plateau_factor": (0.0, 1.0, "(0, 1)"),
@@ -268,13 +313,15 @@ def _check_numbers(config: TrainConfig) -> None:
     }
     for name, (low, high, text) in ranges.items():
         value = getattr(config, name)
+        if value is None:
+            continue
         low_ok = value > low if text.startswith("(") else value >= low
         if not (math.isfinite(value) and low_ok and value < high):
             raise UserError(f"{name} = {value!r}: expected a number in {text}.")
     if not 0.0 <= config.blur_probability <= 1.0:
         raise UserError(f"blur_probability = {config.blur_probability!r}: expected [0, 1].")
     for name in ("plateau_patience", "seed"):
-        if getattr(config, name) < 0:
+        if (getattr(config, name) or 0) < 0:
             raise UserError(f"{name} = {getattr(config, name)!r}: expected an integer >= 0.")
     if config.jpeg_quality is not None:
         low, high = config.jpeg_quality
@@ -286,18 +333,25 @@ def _check_numbers(config: TrainConfig) -> None:
 
 def _check_config(config: TrainConfig) -> None:
     _check_numbers(config)
-    if config.variant not in VARIANTS:
-        raise UserError(f"unknown variant {config.variant!r}; choose one of {list(VARIANTS)}.")
-    if config.image_size < 71:
+    entry = get_entry(config.detector)  # a one-line error naming the registered detectors
+    if config.image_size < 71 and entry.name.startswith("md_csd"):
         raise UserError(f"--image-size {config.image_size}: Xception needs at least 71 px.")
-    if not 0 <= config.middle_blocks <= 8:
+    if config.middle_blocks is not None and not 0 <= config.middle_blocks <= 8:
         raise UserError(f"--middle-blocks {config.middle_blocks}: Xception has 0 to 8.")
-    weights = config.rgb_weights
+    if config.loss not in LOSSES and config.loss != "model":
+        raise UserError(f"--loss {config.loss}: choose one of {', '.join(LOSSES)}.")
+    weights = config.weights
     resuming = (Path(config.out_dir) / "state.json").is_file()  # weights are in last.keras then
-    if not resuming and weights not in (None, "imagenet") and not Path(weights).is_file():
+    published = weights in entry.weights
+    if (
+        not resuming
+        and weights not in (None, "imagenet")
+        and not published
+        and not Path(weights).is_file()
+    ):
         raise UserError(
-            f"{weights}: RGB weights file not found; pass 'imagenet', 'none' or a Keras "
-            "Xception weights file (include_top=False)."
+            f"{weights}: weights file not found; pass 'imagenet', 'none', a weights file"
+            f"{' or one of ' + ', '.join(entry.weights) if entry.weights else ''}."
         )
 
 
@@ -325,6 +379,7 @@ def train(config: TrainConfig) -> TrainResult:
     Raises:
         UserError: bad settings, an unwritable or busy run folder, or unusable data.
     """
+    config = config.resolved()
     _check_config(config)
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
@@ -337,6 +392,22 @@ def train(config: TrainConfig) -> TrainResult:
             return _train(config)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _enter_stage(model, stage: Stage, config: TrainConfig, strategy, keep: bool) -> None:
+    """Sets the layers a stage trains and compiles for it (a stage change needs a new compile
+    in Keras: the optimizer's variable list is fixed then). A model resumed from last.keras
+    (`keep`) keeps its restored optimizer state when its trainable layers stay as they were."""
+    before = len(model.trainable_weights)
+    if hasattr(model, "freeze_backbone"):
+        model.freeze_backbone(stage.trainable == "head")
+    elif stage.trainable != "all":
+        raise UserError(f"{config.detector}: a head-only stage needs model.freeze_backbone")
+    changed = len(model.trainable_weights) != before
+    if not keep or changed or getattr(model, "optimizer", None) is None:
+        with strategy.scope():
+            compile_detector(model, config.loss, config.base_lr, config.stitch_lr)
+    model.run_eagerly = config.run_eagerly
 
 
 def _train(config: TrainConfig) -> TrainResult:
@@ -365,43 +436,37 @@ def _train(config: TrainConfig) -> TrainResult:
         if resumed is not None:
             model = _load_last(out / "last.keras")
         else:
-            model = build_model(
-                config.variant,
-                config.transform,
-                config.image_size,
-                config.middle_blocks,
-                rgb_weights=config.rgb_weights
-                if "rgb" in VARIANTS[config.variant]["branches"]
-                else None,
-                bn_momentum=config.bn_momentum,
-                head=config.head,
+            model = get_entry(config.detector).build(
+                image_size=config.image_size,
+                weights=config.weights,
                 crop_size=_crop_size(train_frames),
+                **config.model_options(),
             )
-            if "freq" in model.branches:
+            if "freq" in model.branches and hasattr(model, "set_frequency_statistics"):
                 mean, std = frequency_statistics(
                     train_frames,
-                    config.image_size,
-                    config.transform,
+                    model.image_size,
+                    model.transform,
                     config.freq_stat_samples,
                     config.seed,
                 )
                 model.set_frequency_statistics(mean, std)
-            compile_model(model, config.base_lr, config.stitch_lr, jit_compile=False)
         apply_multi_worker_fixes(model, strategy)
-    model.run_eagerly = config.run_eagerly
 
-    pipeline = dataclasses.replace(config.pipeline(model.branches), seed=config.seed + epoch_offset)
+    pipeline = dataclasses.replace(config.pipeline(model), seed=config.seed + epoch_offset)
     train_data = make_dataset(train_frames, pipeline, training=True)
     val_data = make_dataset(val_frames, pipeline, training=False)
     steps = config.steps_per_epoch or steps_per_epoch(train_frames, pipeline)
 
     state = resumed or {"epoch": 0, "best_val_accuracy": -math.inf, "best_epoch": 0, "history": []}
-    plateau = ReduceBothLROnPlateau(
-        factor=config.plateau_factor, patience=config.plateau_patience, verbose=config.verbose
-    )
-    plateau.set_state(state.get("plateau", {}))
+    plateau = None
+    if config.plateau_factor is not None:
+        plateau = ReduceBothLROnPlateau(
+            factor=config.plateau_factor, patience=config.plateau_patience, verbose=config.verbose
+        )
+        plateau.set_state(state.get("plateau", {}))
     callbacks = [
-        plateau,
+        *([plateau] if plateau else []),
         RunCheckpoint(out, plateau, state, write),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resumed is not None),
     ]
@@ -410,10 +475,16 @@ def _train(config: TrainConfig) -> TrainResult:
     if state["epoch"] >= config.epochs and config.verbose:
         print(f"{out}: already trained for {state['epoch']} epochs; nothing to do.")
     start = time.perf_counter()
-    if state["epoch"] < config.epochs:
+    end = 0
+    for stage in get_entry(config.detector).recipe.schedule(config.epochs):
+        end += stage.epochs
+        if state["epoch"] >= end:
+            continue
+        _enter_stage(model, stage, config, strategy, keep=resumed is not None)
+        resumed = None  # a later stage compiles for its own trainable layers
         model.fit(
             train_data,
-            epochs=config.epochs,
+            epochs=end,
             initial_epoch=state["epoch"],
             steps_per_epoch=steps,
             validation_data=val_data,
