@@ -280,3 +280,12 @@ def test_a_few_adam_mse_steps_lower_the_loss():
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     history = model.fit(x, y, batch_size=4, epochs=15, verbose=0)
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+
+
+def test_the_predict_detector_runs_the_published_model_on_a_face_photograph():
+    from md_csd_tf.inference.detector import Detector
+
+    detector = Detector(build_detector("meso4", weights="mesonet-df"), batch_size=2)
+    assert detector.image_size == 256
+    scores = detector.predict_crops([skimage.data.astronaut()[0:300, 100:400]])
+    assert scores.shape == (1,) and np.isfinite(scores[0]) and scores[0] < 0.5
