@@ -2,10 +2,12 @@
 
 Reference:
     H. H. Nguyen, J. Yamagishi, I. Echizen, "Use of a Capsule Network to Detect Fake Images and
-    Videos", arXiv:1910.12467 (2019), Sec. 3 (architecture) and Sec. 4 (training), the extended
-    version of "Capsule-Forensics", ICASSP 2019. The numbers the paper leaves open were read from
-    the authors' published v2 code (`model_big.py`, `train_binary_ffpp.py`,
-    `test_vid_binary_ffpp.py`); this module is written from those facts, not copied.
+    Videos", arXiv:1910.12467 (2019), the extended version of "Capsule-Forensics", ICASSP 2019:
+    the section on the proposed method (architecture, routing with random noise) and the one on
+    experiments (training). The paper's full text was not at hand when this was written, so every
+    number here was read from the authors' published v2 code (`model_big.py` for the network,
+    `train_binary_ffpp.py` for the recipe, `test_vid_binary_ffpp.py` for video scores) and the
+    citations name those files; this module is written from those facts, not copied.
 
 Architecture (image side 300, shapes channels-last):
     pixels 0..255 -> VGG19 pre-processing -> VGG19 block1..block3 up to `block3_pool`
@@ -46,7 +48,7 @@ OUTPUT_DIM = 4
 
 # keras.applications.vgg19.preprocess_input ("caffe"): BGR, minus the ImageNet mean, 0..255.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-# torchvision's normalisation, what the authors fed their torchvision VGG19 (Sec. 4).
+# torchvision's normalisation, what the authors fed their torchvision VGG19 (train_binary_ffpp.py).
 TORCH_RGB_MEAN = (0.485, 0.456, 0.406)
 TORCH_RGB_STD = (0.229, 0.224, 0.225)
 PIXEL_NORMALISATIONS = ("caffe", "torch")
@@ -57,7 +59,7 @@ def squash(x, axis: int = -1, epsilon: float = 1e-7):
     """The capsule non-linearity: `|s|^2 / (1 + |s|^2) * s / |s|` along `axis`.
 
     Keeps the direction of `s` and maps its length into [0, 1). Reference: Sabour et al. 2017,
-    Eq. 1, used by Capsule-Forensics Sec. 3. `epsilon` keeps the gradient finite at s = 0 (the
+    Eq. 1, used by Capsule-Forensics (model_big.py). `epsilon` keeps the gradient finite at s = 0 (the
     authors' code has none).
     """
     squared_norm = ops.sum(ops.square(x), axis=axis, keepdims=True)
@@ -96,8 +98,8 @@ class StatisticalPooling(layers.Layer):
     """Mean and unbiased standard deviation of each feature map over its spatial positions.
 
     `(B, H, W, C)` -> `(B, C, 2)`: a length-C sequence with two channels (mean, std), ready for
-    a channels-last Conv1D. Reference: Capsule-Forensics Sec. 3 ("statistical pooling");
-    the authors' code takes torch.std, i.e. the n-1 estimate.
+    a channels-last Conv1D. Reference: Capsule-Forensics' "statistical pooling";
+    the authors' code (model_big.py) takes torch.std, i.e. the n-1 estimate.
     """
 
     def call(self, x):
@@ -137,7 +139,7 @@ class DynamicRouting(layers.Layer):
     the agreement are kept per output dimension (elementwise `u * v`, not the dot product of
     Sabour et al.), so each dimension of an output capsule routes on its own.
 
-    In training only (Capsule-Forensics v2, Sec. 3.2): Gaussian noise of std `noise_stddev` is
+    In training only (Capsule-Forensics v2's random routing, model_big.py): Gaussian noise of std `noise_stddev` is
     added to W, and a fraction `prior_dropout` of the predictions `u` is zeroed (not rescaled,
     as the authors do). At inference the layer is deterministic.
 
@@ -149,8 +151,8 @@ class DynamicRouting(layers.Layer):
         prior_dropout: dropout rate on the predictions in training (0.05; 0 turns it off).
         seed: seed of the noise and dropout generator.
 
-    Reference: Nguyen et al. arXiv:1910.12467, Sec. 3.2, Algorithm 1; W starts N(0, 1) as in
-    their code.
+    Reference: Nguyen et al. arXiv:1910.12467, dynamic routing with random noise (the
+    authors' RoutingLayer in model_big.py); W starts N(0, 1) as in their code.
     """
 
     def __init__(
@@ -250,7 +252,7 @@ class ClassProbability(layers.Layer):
 
 
 def _primary_capsule(features, index: int, bn_momentum: float):
-    """One primary capsule: `(B, H, W, 256)` -> `(B, 1, 8)` (Sec. 3.1, Fig. 2)."""
+    """One primary capsule: `(B, H, W, 256)` -> `(B, 1, 8)` (model_big.py's capsule)."""
     # The authors initialise convolutions N(0, 0.02) and BN gammas N(1, 0.02); PyTorch's BN
     # momentum 0.1 and eps 1e-5 are Keras' momentum 0.9 and epsilon 1e-5.
     init = keras.initializers.RandomNormal(0.0, 0.02)
@@ -288,8 +290,8 @@ class CapsuleForensics(keras.Model):
 
     Args:
         image_size: input side S (300 in the paper; >= 32 for VGG19's pooling).
-        iterations: routing iterations (2, Sec. 3.2).
-        noise_stddev: std of the routing-weight noise in training (0.01, Sec. 3.2).
+        iterations: routing iterations (2, model_big.py).
+        noise_stddev: std of the routing-weight noise in training (0.01, model_big.py).
         prior_dropout: dropout on the routing predictions in training (0.05, the authors' code).
         primary_squash: how the ten 8-D primary vectors are squashed. "capsules" (default, the
             authors' code: each of the 8 components is squashed across the 10 capsules) or
@@ -443,8 +445,9 @@ from md_csd_tf.models.registry import Recipe, register  # noqa: E402
 RECIPE = Recipe(
     paper=(
         "Nguyen, Yamagishi, Echizen, Capsule-Forensics v2, arXiv:1910.12467 (ICASSP 2019 "
-        "extended): Sec. 3 (architecture), Sec. 4 and the authors' train_binary_ffpp.py "
-        "(300 px, batch 32, Adam 5e-4, betas 0.9/0.999, 25 epochs)"
+        "extended); numbers from the authors' v2 code: model_big.py (network), "
+        "train_binary_ffpp.py (300 px, batch 32, Adam 5e-4, betas 0.9/0.999, 25 epochs), "
+        "test_vid_binary_ffpp.py (video = mean of frame probabilities)"
     ),
     image_size=300,
     inputs=("rgb",),
