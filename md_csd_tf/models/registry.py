@@ -32,6 +32,7 @@ from md_csd_tf.errors import UserError
 DETECTOR_MODULES = (
     "md_csd_tf.models.md_csd",
     "md_csd_tf.models.mesonet",
+    "md_csd_tf.models.capsule",
 )
 
 
