@@ -103,9 +103,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) 
         help="MD-CSD's Xception middle-flow blocks (default 8)",
     )  # fmt: skip
     parser.add_argument(
-        "--weights", "--rgb-weights", dest="weights", default=default("imagenet"),
-        help="backbone initialisation: 'imagenet' (as published; downloads once), 'none', a "
-        "weights file, or a detector's published weights name",
+        "--weights", "--rgb-weights", dest="weights", default=default("published"),
+        help="backbone initialisation: 'published' (default: as the detector's paper, e.g. "
+        "ImageNet for Xception branches, downloaded once), 'imagenet', 'none', a weights "
+        "file, or a detector's published weights name",
     )  # fmt: skip
 
 

@@ -347,6 +347,7 @@ def _recipe(parameters: int) -> Recipe:
         epochs=20,  # not in the paper (it counts iterations); the house default
         video_aggregate="mean",  # Sec. 4.3: frame scores averaged over the video
         parameters=parameters,
+        init=None,  # trained from scratch: no pretrained backbone
     )
 
 

@@ -70,6 +70,8 @@ class Recipe:
         ensemble: models trained on disjoint chunks and combined by vote (1 = one model).
         parameters: trainable + non-trainable parameters at `image_size` with the default
             options (a test builds the model and checks it); None if not recorded.
+        init: the backbone initialisation the publication trains from: "imagenet" or None
+            (random); what `weights="published"` means for the trainer.
     """
 
     paper: str
@@ -88,6 +90,7 @@ class Recipe:
     clip_frames: int | None = None
     ensemble: int = 1
     parameters: int | None = None
+    init: str | None = "imagenet"
 
     def schedule(self, epochs: int | None = None) -> tuple[Stage, ...]:
         """The stages, or one stage of `epochs` (default the recipe's) on every layer."""

@@ -66,8 +66,10 @@ class TrainConfig:
             defaults: DCT, 8 middle blocks, the fc head, BatchNorm momentum 0.99); a detector
             without such an option ignores it with a note.
         image_size: input side (None: the recipe's).
-        weights: backbone initialisation: "imagenet" (as published), None (random), a file,
-            or a published weights name of the detector.
+        weights: backbone initialisation: "published" (what the detector's publication trains
+            from: ImageNet for MD-CSD's RGB branch and the Xception/VGG/EfficientNet
+            comparators, random for MesoNet), "imagenet", None (random), a file, or a
+            published weights name of the detector.
         epochs: epochs in total (None: the recipe's; MD-CSD's 20 is ours, the paper gives
             none). A recipe with stages (head only, then all) keeps them at its own total.
         batch_size: global batch (None: the recipe's; 32 in the paper).
@@ -97,7 +99,7 @@ class TrainConfig:
     image_size: int | None = None
     middle_blocks: int | None = None
     head: str | None = None
-    weights: str | None = "imagenet"
+    weights: str | None = "published"
     bn_momentum: float | None = None
     epochs: int | None = None
     batch_size: int | None = None
@@ -134,9 +136,10 @@ class TrainConfig:
             plateau_factor=factor,
             plateau_patience=patience,
         )
-        return dataclasses.replace(
-            self, **{k: v for k, v in filled.items() if getattr(self, k) is None}
-        )
+        changes = {k: v for k, v in filled.items() if getattr(self, k) is None}
+        if self.weights == "published":
+            changes["weights"] = recipe.init
+        return dataclasses.replace(self, **changes)
 
     def model_options(self) -> dict:
         """The builder options given (not None) among the detector's own options."""
