@@ -484,3 +484,116 @@ def format_summary(summary: dict) -> str:
         f"  {summary['model']}",
     ]
     return "\n".join(lines)
+
+
+# -- the leaderboard: every detector on the same split, crops and metrics -----------------------
+
+
+def _paper_cell(table: str, row: str | None, *path: str) -> float | None:
+    from md_csd_tf.paper import paper_value
+
+    if row is None:
+        return None
+    try:
+        return paper_value(table, row, *path)
+    except (KeyError, TypeError):
+        return None
+
+
+def leaderboard_row(
+    detector: str, run: Run, manifest: str, out: str | Path, settings: Mapping
+) -> dict:
+    """Trains (or reuses) one detector's run and measures it: FF++ test (frame and video,
+    overall and per manipulation), Celeb-DF and DFD when the manifest has them."""
+    from md_csd_tf.models.registry import get_entry
+
+    folder = train_run(run, manifest, out, settings)
+    batch, verbose = settings.get("batch_size") or 32, settings.get("verbose", 1)
+    max_frames = settings.get("max_frames_per_video")
+    model = folder / "best.keras"
+    test = evaluate_on(model, _ff_test_frames(manifest, run, settings), folder / "test", batch,
+                       verbose)  # fmt: skip
+    present = set(read_manifest(manifest)["dataset"])
+    cross = {}
+    for dataset in ("celebdf", "dfd"):
+        if dataset in present:
+            metrics = evaluate_on(model, cross_frames(manifest, dataset, max_frames=max_frames),
+                                  folder / f"cross_{dataset}", batch, verbose)  # fmt: skip
+            cross[dataset] = metrics["frame"]["overall"]["auc"]
+    cited = get_entry(detector).recipe.cited
+    video, frame = test["video"]["overall"], test["frame"]["overall"]
+    if run.manipulation == "all":
+        paper_acc = _paper_cell("II", cited.get("II"), run.compression, "acc")
+        paper_auc = _paper_cell("II", cited.get("II"), run.compression, "auc")
+    else:
+        paper_acc = _paper_cell("I", cited.get("I"), run.manipulation, run.compression)
+        paper_auc = None
+    row = {
+        "detector": detector,
+        "video_acc": 100 * video["accuracy"],
+        "paper_acc": paper_acc,
+        "video_auc": video["auc"],
+        "paper_auc": paper_auc,
+        "frame_acc": 100 * frame["accuracy"],
+        "frame_auc": frame["auc"],
+    }
+    for method, metrics in sorted(test["video"]["per_manipulation"].items()):
+        row[f"{method}_video_auc"] = metrics["auc"]
+    row["celebdf_auc"] = cross.get("celebdf")
+    row["paper_celebdf_auc"] = _paper_cell("III", cited.get("III"), "celebdf")
+    row["dfd_auc"] = cross.get("dfd")
+    row["paper_dfd_auc"] = _paper_cell("IV", cited.get("IV"), "dfd")
+    row["run"] = folder.name
+    return row
+
+
+def _format_cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return (
+        f"{value:.4f}"
+        if isinstance(value, float) and value <= 1
+        else (f"{value:.2f}" if isinstance(value, float) else str(value))
+    )
+
+
+def leaderboard(
+    manifest: str,
+    out: str | Path,
+    detectors: list[str],
+    compression: str = "c23",
+    manipulation: str = "all",
+    settings: Mapping | None = None,
+    title_prefix: str = "",
+) -> Path:
+    """Trains each detector with its own recipe on the same FF++ split and writes one table,
+    `results/leaderboard.md|csv`, with the paper-cited numbers beside ours where the MD-CSD
+    paper's Tables I-IV cite the system. Rewritten after every detector (progress is kept);
+    finished runs are reused."""
+    settings = dict(settings or {})
+    experiment = ff_experiment(compression, manipulation)
+    rows = []
+    path = Path(out) / "results" / "leaderboard"
+    for detector in detectors:
+        run = dataclasses.replace(experiment.run, detector=detector)
+        start = time.perf_counter()
+        rows.append(leaderboard_row(detector, run, manifest, out, settings))
+        rows[-1]["seconds"] = round(time.perf_counter() - start, 1)
+        table = pd.DataFrame(rows)
+        from md_csd_tf.files import atomic_write
+
+        atomic_write(path.with_suffix(".csv"), lambda p, t=table: t.to_csv(p, index=False))
+        columns = list(table.columns)
+        lines = [
+            f"## {title_prefix}Leaderboard: FF++ {compression}, {manipulation} "
+            "(accuracy %, AUC; video level = mean frame probability; Celeb-DF, DFD frame level)",
+            "",
+            "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns),
+            *("| " + " | ".join(_format_cell(r.get(c)) for c in columns) + " |" for r in rows),
+            "",
+            "paper_*: the number the MD-CSD paper cites for that system (Tables I-IV, from other "
+            "papers' own protocols); '-' where it cites none. Ours: this run, our protocol.",
+        ]
+        atomic_write_text(path.with_suffix(".md"), "\n".join(lines) + "\n")
+    return path.with_suffix(".md")

@@ -459,6 +459,7 @@ RECIPE = Recipe(
     epochs=25,
     video_aggregate="mean",  # test_vid_binary_ffpp.py: mean of frame probabilities
     parameters=3_898_418,
+    cited={"III": "Capsule [39]"},  # where the MD-CSD paper cites it
 )
 
 register(

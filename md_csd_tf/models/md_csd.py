@@ -235,6 +235,7 @@ def feature_model(model: MDCSDNetwork) -> keras.Model:
 # -- registry entries: MD-CSD and its Table V variants --------------------------------------------
 
 from md_csd_tf.models.registry import Recipe, register  # noqa: E402
+from md_csd_tf.paper import OURS  # noqa: E402
 
 _PAPER = "Agarwal et al., MD-CSDNetwork, FG 2021: Sec. II.B-C, Table V"
 _OPTIONS = ("transform", "middle_blocks", "head", "bn_momentum")
@@ -261,6 +262,7 @@ def _register_variant(variant: str, parameters: int, summary: str) -> None:
         plateau=(0.2, 3),  # x0.2 after 3 epochs without val-loss improvement
         video_aggregate="mean",
         parameters=parameters,
+        cited={t: OURS for t in ("I", "II", "III", "IV")} if variant == "md_csd" else {},
     )
 
     def build(weights=None, **options):

@@ -332,7 +332,14 @@ _PAPER = (
 )
 
 
-def _recipe(parameters: int) -> Recipe:
+# Where the MD-CSD paper cites MesoNet (Tables I-III; numbers from other papers).
+_CITED = {
+    "meso4": {"I": "MesoNET [6]", "II": "MesoNET [6]", "III": "Meso4 [6]"},
+    "mesoinception4": {"III": "MesoInception4 [6]"},
+}
+
+
+def _recipe(parameters: int, variant: str = "meso4") -> Recipe:
     return Recipe(
         paper=_PAPER,
         image_size=256,  # Sec. 3: 256x256x3 face crops
@@ -348,6 +355,7 @@ def _recipe(parameters: int) -> Recipe:
         video_aggregate="mean",  # Sec. 4.3: frame scores averaged over the video
         parameters=parameters,
         init=None,  # trained from scratch: no pretrained backbone
+        cited=_CITED[variant],
     )
 
 
@@ -360,7 +368,7 @@ def _register(variant: str, parameters: int, summary: str) -> None:
         for name, (v, filename) in PUBLISHED_WEIGHTS.items()
         if v == variant
     }
-    register(variant, build, _recipe(parameters), summary, weights=weights)
+    register(variant, build, _recipe(parameters, variant), summary, weights=weights)
 
 
 # count_params(): trainable (27,977 / 28,615, the paper's) + BatchNorm moving statistics.

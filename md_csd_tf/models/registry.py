@@ -72,6 +72,8 @@ class Recipe:
             options (a test builds the model and checks it); None if not recorded.
         init: the backbone initialisation the publication trains from: "imagenet" or None
             (random); what `weights="published"` means for the trainer.
+        cited: where the MD-CSD paper's Tables I-IV cite this system: table -> row name in
+            `md_csd_tf.paper` (the leaderboard prints that number beside ours).
     """
 
     paper: str
@@ -91,6 +93,7 @@ class Recipe:
     ensemble: int = 1
     parameters: int | None = None
     init: str | None = "imagenet"
+    cited: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def schedule(self, epochs: int | None = None) -> tuple[Stage, ...]:
         """The stages, or one stage of `epochs` (default the recipe's) on every layer."""
