@@ -29,7 +29,10 @@ from collections.abc import Callable, Mapping
 from md_csd_tf.errors import UserError
 
 # Modules that register detectors; importing one registers its entries.
-DETECTOR_MODULES = ("md_csd_tf.models.md_csd",)
+DETECTOR_MODULES = (
+    "md_csd_tf.models.md_csd",
+    "md_csd_tf.models.xception_metric",
+)
 
 
 @dataclasses.dataclass(frozen=True)

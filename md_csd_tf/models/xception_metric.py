@@ -1,0 +1,297 @@
+"""Xception trained with a semi-hard triplet loss, plus a classifier on its embeddings.
+
+The metric-learning detector of Kumar, Bhavsar and Verma, "Detecting Deepfakes with Metric
+Learning", IWBF 2020 (arXiv:2003.08645), and of its official repository's README:
+
+    crop (B, 299, 299, 3), pixels 0..255
+    -> x / 127.5 - 1 (Xception's ImageNet normalisation)
+    -> Xception without top, global average pooling            (B, 2048)
+    -> Dense 512, L2-normalised: the embedding                   (B, 512)
+    -> Dense 1, sigmoid: P(fake) (label 1 = fake)                (B, 1)
+
+Training minimises `triplet_weight * semi_hard_triplet_loss(embedding) + BCE(P(fake))`: the
+triplet loss pulls crops of the same class together and pushes real and fake apart on the unit
+sphere (FaceNet's online semi-hard mining inside each batch, Schroff et al., CVPR 2015, Sec. 3.2),
+and the classifier turns the embedding into the probability the rest of the package reads.
+
+The published system scores with **max voting** over an ensemble of such models, each trained on
+one class-balanced chunk of the training videos: see `md_csd_tf.models.ensemble.VoteEnsemble`
+and `md_csd_tf.training.ensemble.train_ensemble`.
+
+Where the sources are silent and we chose (also in docs/detectors.md):
+- margin: 1.0 by default, the default of TensorFlow's `triplet_semihard_loss` (TF 1.x contrib,
+  the authors' stack was Keras 2.3 on TF 1.14) and of tensorflow-addons' `TripletSemiHardLoss`;
+  FaceNet's own value on squared distances of unit embeddings is 0.2 (`margin=0.2`).
+- joint training: one `fit` trains the embedding (triplet loss) and the classifier (BCE) at once,
+  weights 1 and 1. `classifier_gradient=False` stops the BCE gradient at the embedding, so the
+  embedding is shaped by the metric loss alone and the classifier is a probe on it: the
+  two-stage reading (triplet network first, classifier after) in a single fit.
+- the mining fallback: an (anchor, positive) pair with no negative farther than the positive takes
+  the farthest negative of the anchor (the documented behaviour of TensorFlow's function); pairs
+  whose anchor has no negative in the batch contribute nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+from md_csd_tf.models.registry import Recipe, register
+
+PAPER = (
+    "Kumar, Bhavsar, Verma, Detecting Deepfakes with Metric Learning, IWBF 2020 "
+    "(arXiv:2003.08645) Sec. III-IV; official README: XceptionNet ImageNet, whole network "
+    "trained (22M params), 50 epochs, EarlyStopping patience 10, 7 balanced chunks, max voting"
+)
+
+
+# -- the loss ----------------------------------------------------------------------------------
+
+
+def pairwise_squared_distances(embeddings: tf.Tensor) -> tf.Tensor:
+    """Squared Euclidean distances `(B, B)` between rows, exactly 0 on the diagonal.
+
+    Written as |a|^2 - 2 a.b + |b|^2 (one matrix product); round-off can make it slightly
+    negative, so it is clamped at 0.
+    """
+    embeddings = tf.cast(embeddings, tf.float32)
+    squares = tf.reduce_sum(tf.square(embeddings), axis=1)
+    distances = squares[:, None] - 2.0 * tf.matmul(embeddings, embeddings, transpose_b=True)
+    distances = tf.maximum(distances + squares[None, :], 0.0)
+    return tf.linalg.set_diag(distances, tf.zeros_like(squares))
+
+
+def semi_hard_triplet_loss(labels, embeddings, margin: float = 1.0) -> tf.Tensor:
+    """FaceNet's triplet loss with online semi-hard negative mining inside the batch.
+
+    For every anchor `a` and positive `p` (same label, `p != a`), the negative is the closest
+    one (other label) that is still farther from `a` than `p` is (semi-hard:
+    `d(a, p) < d(a, n)`); if no negative is that far, the farthest negative of `a`. Each pair
+    costs `max(0, d(a, p) - d(a, n) + margin)` on squared distances; the loss is the mean over
+    the pairs. Pure TensorFlow (no tensorflow-addons), float32 whatever the input dtype.
+
+    Args:
+        labels: `(B,)` or `(B, 1)` class labels (here 0 real, 1 fake).
+        embeddings: `(B, D)`, L2-normalised rows (as FaceNet and the model produce them).
+        margin: the margin alpha.
+
+    Returns:
+        A float32 scalar; 0 when the batch has no (anchor, positive) pair with a negative.
+
+    Reference:
+        Schroff, Kalenichenko, Philbin, FaceNet, CVPR 2015, Eq. 1 and Sec. 3.2 (semi-hard).
+    """
+    labels = tf.reshape(labels, [-1])
+    distances = pairwise_squared_distances(embeddings)
+    same = tf.equal(labels[:, None], labels[None, :])
+    eye = tf.eye(tf.shape(labels)[0], dtype=tf.bool)
+    positive = tf.logical_and(same, tf.logical_not(eye))  # (a, p)
+    negative = tf.logical_not(same)  # (a, n)
+
+    d_ap = distances[:, :, None]  # (a, p, 1)
+    d_an = distances[:, None, :]  # (a, 1, n)
+    farther = tf.logical_and(negative[:, None, :], d_an > d_ap)  # semi-hard candidates (a, p, n)
+    big = tf.reduce_max(distances) + 1.0  # a stand-in for "no candidate" in the min
+    semi_hard = tf.reduce_min(tf.where(farther, d_an, big), axis=2)  # (a, p)
+    has_semi_hard = tf.reduce_any(farther, axis=2)
+    farthest = tf.reduce_max(tf.where(negative, distances, -1.0), axis=1)  # (a,)
+    chosen = tf.where(has_semi_hard, semi_hard, farthest[:, None])
+
+    has_negative = tf.reduce_any(negative, axis=1)  # anchors with some negative in the batch
+    pairs = tf.cast(tf.logical_and(positive, has_negative[:, None]), tf.float32)
+    losses = tf.maximum(distances - chosen + margin, 0.0) * pairs
+    return tf.math.divide_no_nan(tf.reduce_sum(losses), tf.reduce_sum(pairs))
+
+
+# -- the model ---------------------------------------------------------------------------------
+
+
+def _forward(layers: dict, inputs: dict):
+    """The graph from the input dict to `(P(fake), embedding)`."""
+    pooled = layers["backbone"](layers["rescale"](inputs["rgb"]))
+    embedding = layers["l2"](layers["embedding"](pooled))
+    return layers["classifier"](embedding), embedding
+
+
+@keras.saving.register_keras_serializable(package="md_csd_tf")
+class XceptionMetric(keras.Model):
+    """Xception -> 512-d unit embedding -> sigmoid P(fake), trained with triplet + BCE losses.
+
+    Compile with `model.compile(optimizer, loss=None, metrics=...)`: the model supplies its own
+    losses in `train_step`/`test_step` (logged as `loss`, `triplet_loss`, `bce_loss`).
+    `predict`/`__call__` return P(fake) `(B, 1)`.
+
+    Args:
+        image_size: input side (299, Xception's).
+        embedding_dim: size of the embedding (512).
+        margin: triplet margin on squared distances (see the module docstring).
+        triplet_weight: weight of the triplet loss against the BCE's 1.
+        classifier_gradient: let the BCE gradient reach the embedding (joint training, default)
+            or stop it there (the classifier only probes the metric embedding).
+        crop_size: side of the training crops (None: `image_size`); set by the trainer.
+        name, trainable: Keras'.
+
+    Reference:
+        Kumar et al., IWBF 2020, Sec. III (triplet network on XceptionNet).
+    """
+
+    detector = "xception_metric"
+    branches = ("rgb",)
+    transform = "dct"  # unused: the model reads no spectrum
+
+    def __init__(
+        self,
+        image_size: int = 299,
+        embedding_dim: int = 512,
+        margin: float = 1.0,
+        triplet_weight: float = 1.0,
+        classifier_gradient: bool = True,
+        crop_size: int | None = None,
+        name: str = "xception_metric",
+        trainable: bool = True,
+        **kwargs,
+    ):
+        layers = {
+            "rescale": keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="xception_pixels"),
+            "backbone": keras.applications.Xception(
+                include_top=False,
+                weights=None,
+                input_shape=(image_size, image_size, 3),
+                pooling="avg",
+                name="xception",
+            ),
+            "embedding": keras.layers.Dense(embedding_dim, name="embedding"),
+            "l2": keras.layers.UnitNormalization(name="embedding_l2"),
+            "classifier": keras.layers.Dense(
+                1, activation="sigmoid", dtype="float32", name="classifier"
+            ),
+        }
+        inputs = {"rgb": keras.Input((image_size, image_size, 3), name="rgb")}
+        probability, _ = _forward(layers, inputs)
+        super().__init__(inputs, probability, name=name, trainable=trainable, **kwargs)
+        self.image_size = image_size
+        self.embedding_dim = embedding_dim
+        self.margin = margin
+        self.triplet_weight = triplet_weight
+        self.classifier_gradient = classifier_gradient
+        self.crop_size = crop_size
+        self.triplet_tracker = keras.metrics.Mean(name="triplet_loss")
+        self.bce_tracker = keras.metrics.Mean(name="bce_loss")
+        self.total_tracker = keras.metrics.Mean(name="loss")
+
+    # -- losses and steps ----------------------------------------------------------------------
+
+    def losses_of(self, x, y, sample_weight=None, training=False):
+        """`(total, triplet, bce, P(fake))` of one batch, as the train and test steps use them."""
+        # The functional graph, layer by layer, to get the embedding from the same forward pass.
+        layer = self.get_layer
+        pooled = layer("xception")(layer("xception_pixels")(x["rgb"]), training=training)
+        embedding = layer("embedding_l2")(layer("embedding")(pooled))
+        head_input = embedding if self.classifier_gradient else tf.stop_gradient(embedding)
+        probability = layer("classifier")(head_input)
+        labels = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
+        bce = keras.losses.binary_crossentropy(labels, probability)  # (B,)
+        if sample_weight is not None:
+            weights = tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
+            bce = tf.math.divide_no_nan(tf.reduce_sum(bce * weights), tf.reduce_sum(weights))
+        else:
+            bce = tf.reduce_mean(bce)
+        triplet = semi_hard_triplet_loss(labels, embedding, self.margin)
+        return self.triplet_weight * triplet + bce, triplet, bce, probability
+
+    def _logs(self, x, y, probability, sample_weight, total, triplet, bce):
+        self.total_tracker.update_state(total)
+        self.triplet_tracker.update_state(triplet)
+        self.bce_tracker.update_state(bce)
+        labels = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
+        logs = self.compute_metrics(x, labels, probability, sample_weight=sample_weight)
+        # Keras' own loss tracker is never fed (no compiled loss); ours carries "loss".
+        logs["loss"] = self.total_tracker.result()
+        return logs
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            total, triplet, bce, probability = self.losses_of(x, y, sample_weight, training=True)
+            scaled = self.optimizer.scale_loss(total)  # mixed precision's loss scaling
+        gradients = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self._logs(x, y, probability, sample_weight, total, triplet, bce)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        total, triplet, bce, probability = self.losses_of(x, y, sample_weight, training=False)
+        return self._logs(x, y, probability, sample_weight, total, triplet, bce)
+
+    # -- the contract --------------------------------------------------------------------------
+
+    def embedding_model(self) -> keras.Model:
+        """A model from the same inputs to the L2-normalised embedding `(B, embedding_dim)`."""
+        return keras.Model(self.inputs, self.get_layer("embedding_l2").output)
+
+    def freeze_backbone(self, frozen: bool) -> None:
+        """Freezes (or unfreezes) Xception: the README's first scenario fine-tunes the head only."""
+        self.get_layer("xception").trainable = not frozen
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "image_size": self.image_size,
+            "embedding_dim": self.embedding_dim,
+            "margin": self.margin,
+            "triplet_weight": self.triplet_weight,
+            "classifier_gradient": self.classifier_gradient,
+            "crop_size": self.crop_size,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+
+def build(weights=None, image_size: int = 299, **options) -> XceptionMetric:
+    """Builds `XceptionMetric`; `weights`: None (random), "imagenet" (Keras' download, as
+    published) or a Keras Xception weights file without top (`.h5` / `.weights.h5`)."""
+    model = XceptionMetric(image_size=image_size, **options)
+    if weights is None:
+        return model
+    if weights != "imagenet" and not os.path.isfile(os.fspath(weights)):
+        raise FileNotFoundError(
+            f"weights {weights!r}: pass None, 'imagenet' or a Keras Xception weights file "
+            "(include_top=False)."
+        )
+    source = keras.applications.Xception(
+        include_top=False,
+        weights=os.fspath(weights),
+        input_shape=(image_size, image_size, 3),
+        pooling="avg",
+    )
+    model.get_layer("xception").set_weights(source.get_weights())
+    return model
+
+
+RECIPE = Recipe(
+    paper=PAPER,
+    image_size=299,  # XceptionNet's input, with ImageNet weights
+    inputs=("rgb",),
+    normalisation="RGB x/127.5-1 (Xception)",
+    loss="model",  # semi-hard triplet on the embedding + BCE of the classifier
+    optimizer="adam",
+    learning_rate=1e-3,  # rate not published: Keras' Adam default, which the Keras 2.3 code used
+    batch_size=32,  # not published: Keras' fit default; needs both classes in a batch
+    epochs=50,  # README: 50 epochs, EarlyStopping(patience=10), best checkpoint kept
+    plateau=None,  # no learning-rate schedule is described
+    video_aggregate="vote",  # "max voting"
+    ensemble=4,  # FF++ (720 real : 2880 fake): 4 chunks of 720+720; Celeb-DF: 7 (README)
+    parameters=21_911_081,
+)
+
+register(
+    "xception_metric",
+    build,
+    RECIPE,
+    "Xception + 512-d semi-hard triplet embedding + classifier; max vote of K chunk models",
+)
