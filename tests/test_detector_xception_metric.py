@@ -168,10 +168,22 @@ def test_parameter_count_at_recipe_size():
 
 def test_recipe_follows_the_readme():
     recipe = get_entry("xception_metric").recipe
-    assert recipe.image_size == 299 and recipe.inputs == ("rgb",)
+    assert recipe.image_size == 160 and recipe.inputs == ("rgb",)  # README: -im_size 160
+    assert recipe.learning_rate == 3e-4 and recipe.batch_size == 32  # the triplet script's
     assert recipe.epochs == 50 and recipe.video_aggregate == "vote"
     assert recipe.ensemble == 4  # FF++'s 2880 fake / 720 real videos, the README's rule
     assert "2003.08645" in recipe.paper
+
+
+def test_defaults_follow_the_official_code(model):
+    assert model.margin == 1.0  # train_triplets_semi_hard.py: margin = 1.
+    assert model.embedding_dim == 512 and model.classifier_gradient is False
+    pixels = model.get_layer("xception_pixels")
+    assert (pixels.scale, pixels.offset) == (1 / 127.5, -1.0)
+    unit = XceptionMetric(image_size=SIZE, pixels="unit").get_layer("xception_pixels")
+    assert (unit.scale, unit.offset) == (1 / 255, 0.0)
+    with pytest.raises(ValueError, match="pixels"):
+        XceptionMetric(image_size=SIZE, pixels="caffe")
 
 
 def test_evaluate_reports_the_losses_by_hand(model):
@@ -187,6 +199,7 @@ def test_evaluate_reports_the_losses_by_hand(model):
     assert logs["loss"] == pytest.approx(bce + triplet, rel=1e-4, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_fit_with_loss_none_lowers_the_loss():
     keras.utils.set_random_seed(1)
     model = build_detector("xception_metric", image_size=SIZE)
@@ -309,6 +322,7 @@ def test_vote_refuses_mismatched_or_same_named_members():
         VoteEnsemble([TinyMember(name="a"), TinyMember(name="a")])
 
 
+@pytest.mark.slow
 def test_vote_of_xception_metric_members_round_trips(tmp_path):
     keras.utils.set_random_seed(3)
     members = [

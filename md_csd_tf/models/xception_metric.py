@@ -1,34 +1,41 @@
 """Xception trained with a semi-hard triplet loss, plus a classifier on its embeddings.
 
-The metric-learning detector of Kumar, Bhavsar and Verma, "Detecting Deepfakes with Metric
-Learning", IWBF 2020 (arXiv:2003.08645), and of its official repository's README:
+The metric-learning detector of Kumar and Bhavsar, "Detecting Deepfakes with Metric Learning",
+IWBF 2020 (arXiv:2003.08645; the issue's "Kumar, Vatsa, Singh" is a misattribution), as the
+project issue defines it, on the official repository's Xception pipeline
+(github.com/AKASH2907/deepfakes_video_classification):
 
-    crop (B, 299, 299, 3), pixels 0..255
-    -> x / 127.5 - 1 (Xception's ImageNet normalisation)
-    -> Xception without top, global average pooling            (B, 2048)
+    crop (B, S, S, 3), pixels 0..255, S = 160 (the README's `-im_size 160`)
+    -> x / 127.5 - 1 (Xception's ImageNet normalisation; `pixels="unit"`: x / 255, the script's)
+    -> Xception (ImageNet) without top, global average pooling  (B, 2048)
     -> Dense 512, L2-normalised: the embedding                   (B, 512)
     -> Dense 1, sigmoid: P(fake) (label 1 = fake)                (B, 1)
 
-Training minimises `triplet_weight * semi_hard_triplet_loss(embedding) + BCE(P(fake))`: the
-triplet loss pulls crops of the same class together and pushes real and fake apart on the unit
-sphere (FaceNet's online semi-hard mining inside each batch, Schroff et al., CVPR 2015, Sec. 3.2),
-and the classifier turns the embedding into the probability the rest of the package reads.
+Loss: `triplet_weight * semi_hard_triplet_loss(embedding, margin=1) + BCE(P(fake))`. The triplet
+loss is TensorFlow's `triplet_semihard_loss` (FaceNet's online semi-hard mining in the batch,
+Schroff et al., CVPR 2015, Sec. 3.2), which the official `train_triplets_semi_hard.py` copies with
+`margin = 1.`; here re-written in pure TensorFlow (no tensorflow-addons).
 
-The published system scores with **max voting** over an ensemble of such models, each trained on
-one class-balanced chunk of the training videos: see `md_csd_tf.models.ensemble.VoteEnsemble`
-and `md_csd_tf.training.ensemble.train_ensemble`.
+The published system scores with **max voting** over models trained on class-balanced chunks of
+the training videos ("7 chunks ... 700 fake and 700 real", README): see
+`md_csd_tf.models.ensemble.VoteEnsemble` and `md_csd_tf.training.ensemble.train_ensemble`.
 
-Where the sources are silent and we chose (also in docs/detectors.md):
-- margin: 1.0 by default, the default of TensorFlow's `triplet_semihard_loss` (TF 1.x contrib,
-  the authors' stack was Keras 2.3 on TF 1.14) and of tensorflow-addons' `TripletSemiHardLoss`;
-  FaceNet's own value on squared distances of unit embeddings is 0.2 (`margin=0.2`).
-- joint training: one `fit` trains the embedding (triplet loss) and the classifier (BCE) at once,
-  weights 1 and 1. `classifier_gradient=False` stops the BCE gradient at the embedding, so the
-  embedding is shaped by the metric loss alone and the classifier is a probe on it: the
-  two-stage reading (triplet network first, classifier after) in a single fit.
-- the mining fallback: an (anchor, positive) pair with no negative farther than the positive takes
-  the farthest negative of the anchor (the documented behaviour of TensorFlow's function); pairs
-  whose anchor has no negative in the batch contribute nothing.
+What the official code does differently, and what we chose (also in docs/detectors.md):
+- Its triplet network is not on Xception: it maps FaceNet's 512-d face embeddings through an MLP
+  (512-256-256-128-64, ReLU, dropout 0.1, no L2 normalisation) with the semi-hard loss (Adam
+  3e-4, batch 32), and then fits scikit-learn classifiers (SGD logistic regression, ...) on the
+  64-d embeddings. Its Xception (ImageNet, GAP, Dense 512 ReLU, softmax; Nadam 2e-3, pixels
+  x/255, augmentation) is the CNN trained per chunk and max-voted. The issue joins the two: the
+  Xception's 512-wide head becomes the triplet embedding. We follow the issue.
+- Classifier after the embedding, as published: by default (`classifier_gradient=False`) the BCE
+  gradient stops at the embedding, so the embedding is shaped by the triplet loss alone and the
+  sigmoid unit is a logistic regression on it (the script's SGD logistic classifier), trained in
+  the same `fit`. `classifier_gradient=True` trains both jointly.
+- L2 normalisation of the embedding (the TF loss's documented input; the official MLP omits it).
+- Optimizer: Adam at 3e-4, the rate of the official triplet training.
+- Mining fallback, as TensorFlow's: a pair (anchor, positive) with no negative farther than the
+  positive takes the anchor's farthest negative; anchors with no negative in the batch add nothing
+  (TensorFlow would divide by the pair count regardless; same value when every anchor has one).
 """
 
 from __future__ import annotations
@@ -41,9 +48,10 @@ import tensorflow as tf
 from md_csd_tf.models.registry import Recipe, register
 
 PAPER = (
-    "Kumar, Bhavsar, Verma, Detecting Deepfakes with Metric Learning, IWBF 2020 "
-    "(arXiv:2003.08645) Sec. III-IV; official README: XceptionNet ImageNet, whole network "
-    "trained (22M params), 50 epochs, EarlyStopping patience 10, 7 balanced chunks, max voting"
+    "Kumar, Bhavsar, Detecting Deepfakes with Metric Learning, IWBF 2020 (arXiv:2003.08645); "
+    "official code github.com/AKASH2907/deepfakes_video_classification: README (Xception "
+    "ImageNet, 22M params, -im_size 160, 50 epochs, EarlyStopping patience 10, 7 balanced chunks, "
+    "max voting), train_triplets_semi_hard.py (semi-hard triplet, margin 1, Adam 3e-4, batch 32)"
 )
 
 
@@ -107,6 +115,9 @@ def semi_hard_triplet_loss(labels, embeddings, margin: float = 1.0) -> tf.Tensor
 
 # -- the model ---------------------------------------------------------------------------------
 
+# Pixel rescalings (scale, offset) applied inside the model to 0..255 inputs.
+PIXELS = {"xception": (1.0 / 127.5, -1.0), "unit": (1.0 / 255.0, 0.0)}
+
 
 def _forward(layers: dict, inputs: dict):
     """The graph from the input dict to `(P(fake), embedding)`."""
@@ -124,12 +135,14 @@ class XceptionMetric(keras.Model):
     `predict`/`__call__` return P(fake) `(B, 1)`.
 
     Args:
-        image_size: input side (299, Xception's).
+        image_size: input side (160, the official README's; at least 71).
         embedding_dim: size of the embedding (512).
-        margin: triplet margin on squared distances (see the module docstring).
+        margin: triplet margin on squared distances (1.0, the official code's).
         triplet_weight: weight of the triplet loss against the BCE's 1.
-        classifier_gradient: let the BCE gradient reach the embedding (joint training, default)
-            or stop it there (the classifier only probes the metric embedding).
+        classifier_gradient: False (default, as published: classifier after the embedding):
+            the BCE gradient stops at the embedding; True: joint training.
+        pixels: "xception" (x/127.5-1, what ImageNet Xception expects, default) or "unit"
+            (x/255, the official training script's rescaling).
         crop_size: side of the training crops (None: `image_size`); set by the trainer.
         name, trainable: Keras'.
 
@@ -143,18 +156,22 @@ class XceptionMetric(keras.Model):
 
     def __init__(
         self,
-        image_size: int = 299,
+        image_size: int = 160,
         embedding_dim: int = 512,
         margin: float = 1.0,
         triplet_weight: float = 1.0,
-        classifier_gradient: bool = True,
+        classifier_gradient: bool = False,
+        pixels: str = "xception",
         crop_size: int | None = None,
         name: str = "xception_metric",
         trainable: bool = True,
         **kwargs,
     ):
+        if pixels not in PIXELS:
+            raise ValueError(f"pixels must be one of {list(PIXELS)}, got {pixels!r}")
+        scale, offset = PIXELS[pixels]
         layers = {
-            "rescale": keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="xception_pixels"),
+            "rescale": keras.layers.Rescaling(scale, offset=offset, name="xception_pixels"),
             "backbone": keras.applications.Xception(
                 include_top=False,
                 weights=None,
@@ -176,6 +193,7 @@ class XceptionMetric(keras.Model):
         self.margin = margin
         self.triplet_weight = triplet_weight
         self.classifier_gradient = classifier_gradient
+        self.pixels = pixels
         self.crop_size = crop_size
         self.triplet_tracker = keras.metrics.Mean(name="triplet_loss")
         self.bce_tracker = keras.metrics.Mean(name="bce_loss")
@@ -244,6 +262,7 @@ class XceptionMetric(keras.Model):
             "margin": self.margin,
             "triplet_weight": self.triplet_weight,
             "classifier_gradient": self.classifier_gradient,
+            "pixels": self.pixels,
             "crop_size": self.crop_size,
         }
 
@@ -252,7 +271,7 @@ class XceptionMetric(keras.Model):
         return cls(**config)
 
 
-def build(weights=None, image_size: int = 299, **options) -> XceptionMetric:
+def build(weights=None, image_size: int = 160, **options) -> XceptionMetric:
     """Builds `XceptionMetric`; `weights`: None (random), "imagenet" (Keras' download, as
     published) or a Keras Xception weights file without top (`.h5` / `.weights.h5`)."""
     model = XceptionMetric(image_size=image_size, **options)
@@ -275,17 +294,17 @@ def build(weights=None, image_size: int = 299, **options) -> XceptionMetric:
 
 RECIPE = Recipe(
     paper=PAPER,
-    image_size=299,  # XceptionNet's input, with ImageNet weights
+    image_size=160,  # README: `train_data_prepare.py -img_size 160`, `train_CNN.py -im_size 160`
     inputs=("rgb",),
-    normalisation="RGB x/127.5-1 (Xception)",
-    loss="model",  # semi-hard triplet on the embedding + BCE of the classifier
+    normalisation="RGB x/127.5-1 (Xception; the official script used x/255)",
+    loss="model",  # semi-hard triplet (margin 1) on the embedding + BCE of the classifier
     optimizer="adam",
-    learning_rate=1e-3,  # rate not published: Keras' Adam default, which the Keras 2.3 code used
-    batch_size=32,  # not published: Keras' fit default; needs both classes in a batch
-    epochs=50,  # README: 50 epochs, EarlyStopping(patience=10), best checkpoint kept
-    plateau=None,  # no learning-rate schedule is described
-    video_aggregate="vote",  # "max voting"
-    ensemble=4,  # FF++ (720 real : 2880 fake): 4 chunks of 720+720; Celeb-DF: 7 (README)
+    learning_rate=3e-4,  # train_triplets_semi_hard.py: Adam(lr=3e-4)
+    batch_size=32,  # both official scripts; a batch needs both classes for the triplet loss
+    epochs=50,  # README: 50 epochs with EarlyStopping(patience=10); we keep the best epoch
+    plateau=None,  # no learning-rate schedule in the Adam script
+    video_aggregate="vote",  # evaluate_triplets.py: fake when most frame verdicts say so
+    ensemble=4,  # FF++ 2880 fake : 720 real -> 4 chunks of 720+720; Celeb-DF: 7 (README)
     parameters=21_911_081,
 )
 
