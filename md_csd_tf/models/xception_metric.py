@@ -233,7 +233,10 @@ class XceptionMetric(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             total, triplet, bce, probability = self.losses_of(x, y, sample_weight, training=True)
-            scaled = self.optimizer.scale_loss(total)  # mixed precision's loss scaling
+            # Under tf.distribute the replicas' gradients are summed: each replica's loss is
+            # divided by their number, as Keras does for compiled losses.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(total / replicas)  # + mixed precision's scaling
         gradients = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._logs(x, y, probability, sample_weight, total, triplet, bce)
