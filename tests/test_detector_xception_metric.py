@@ -141,6 +141,9 @@ def test_contract_attributes_and_output(model):
     assert model.branches == ("rgb",)
     assert model.image_size == SIZE and model.crop_size is None
     assert recipe_of(model).loss == "model"
+    config = model.get_config()
+    assert config["detector"] == "xception_metric" and config["branches"] == ("rgb",)
+    assert XceptionMetric.from_config(config).get_config() == config
     x, _ = _batch()
     p = model.predict(x, verbose=0)
     assert p.shape == (4, 1) and p.dtype == np.float32
@@ -308,6 +311,7 @@ def test_vote_round_trip_and_detector_scores_it(tmp_path):
     vote.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert isinstance(loaded, VoteEnsemble) and loaded.ensemble == 3
+    assert loaded.get_config()["ensemble"] == 3 and loaded.get_config()["image_size"] == 8
     assert [m.bias for m in loaded.members] == [b for _, b in params]
     crops = np.stack([np.full((8, 8, 3), v, np.uint8) for v in (0, 128, 255)])
     expected = vote.predict({"rgb": crops.astype(np.float32)}, verbose=0)[:, 0]

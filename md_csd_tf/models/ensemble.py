@@ -66,6 +66,10 @@ def _input_specs(member: keras.Model) -> dict[str, tuple]:
     return {key: tuple(tensor.shape[1:]) for key, tensor in structure.items()}
 
 
+# The contract's attributes of an ensemble, all derived from its members.
+DERIVED = ("detector", "ensemble", "image_size", "branches", "transform", "crop_size")
+
+
 @keras.saving.register_keras_serializable(package="md_csd_tf")
 class VoteEnsemble(keras.Model):
     """K detectors combined by majority vote; output = fraction of members voting fake.
@@ -152,10 +156,13 @@ class VoteEnsemble(keras.Model):
             "trainable": self.trainable,
             "members": [keras.saving.serialize_keras_object(m) for m in self.members],
             "threshold": self.threshold,
+            # Derived from the members, listed for the contract; not constructor arguments.
+            **{key: getattr(self, key) for key in DERIVED},
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        config = {k: v for k, v in config.items() if k not in DERIVED}
         return cls(**config)
 
 

@@ -115,6 +115,8 @@ def semi_hard_triplet_loss(labels, embeddings, margin: float = 1.0) -> tf.Tensor
 
 # -- the model ---------------------------------------------------------------------------------
 
+CONTRACT_CONSTANTS = ("detector", "branches", "transform")
+
 # Pixel rescalings (scale, offset) applied inside the model to 0..255 inputs.
 PIXELS = {"xception": (1.0 / 127.5, -1.0), "unit": (1.0 / 255.0, 0.0)}
 
@@ -147,7 +149,8 @@ class XceptionMetric(keras.Model):
         name, trainable: Keras'.
 
     Reference:
-        Kumar et al., IWBF 2020, Sec. III (triplet network on XceptionNet).
+        Kumar and Bhavsar, IWBF 2020; official `train_triplets_semi_hard.py` (the loss) and
+        `01.train_CNN.py` (the Xception).
     """
 
     detector = "xception_metric"
@@ -267,10 +270,15 @@ class XceptionMetric(keras.Model):
             "classifier_gradient": self.classifier_gradient,
             "pixels": self.pixels,
             "crop_size": self.crop_size,
+            # The contract's attributes, fixed for this class: listed, not constructor arguments.
+            **{key: getattr(self, key) for key in CONTRACT_CONSTANTS},
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in CONTRACT_CONSTANTS:
+            config.pop(key, None)
         return cls(**config)
 
 
