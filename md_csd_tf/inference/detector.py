@@ -227,13 +227,18 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs) -> Detector:
-        """Loads a `.keras` model saved by md-csd-tf (safe mode: no code from the file runs).
+        """Loads a `.keras` model saved by md-csd-tf (safe mode: no code from the file runs), or
+        the folder of an ensemble run (its members' vote).
 
         Raises:
             UserError: missing, corrupt or foreign file, with a one-line message naming it.
         """
         from md_csd_tf.models.saving import load_model
 
+        if os.path.isdir(path):
+            from md_csd_tf.models.ensemble import load_ensemble_folder
+
+            return cls(load_ensemble_folder(path), **kwargs)
         model = load_model(path, compile=False)
         if not all(hasattr(model, a) for a in ("branches", "transform", "image_size")):
             raise UserError(

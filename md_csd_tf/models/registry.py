@@ -33,6 +33,7 @@ DETECTOR_MODULES = (
     "md_csd_tf.models.md_csd",
     "md_csd_tf.models.mesonet",
     "md_csd_tf.models.capsule",
+    "md_csd_tf.models.xception_metric",
 )
 
 

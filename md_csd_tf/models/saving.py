@@ -9,10 +9,14 @@ import keras
 
 from md_csd_tf.errors import UserError
 
-# Importing registers every custom object a saved MD-CSD model refers to.
+# Importing registers every custom object a saved model refers to: layers, optimizer and
+# callbacks here, each registered detector's module (`_load_all`) and the vote ensemble.
 from md_csd_tf.layers import cross_stitch, standardization  # noqa: F401
-from md_csd_tf.models import md_csd  # noqa: F401
+from md_csd_tf.models import ensemble  # noqa: F401
+from md_csd_tf.models.registry import _load_all
 from md_csd_tf.training import callbacks, grouped_adam  # noqa: F401
+
+_load_all()
 
 
 def load_model(path, compile: bool = True) -> keras.Model:

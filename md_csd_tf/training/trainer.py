@@ -75,6 +75,8 @@ class TrainConfig:
         batch_size: global batch (None: the recipe's; 32 in the paper).
         base_lr / stitch_lr: the recipe's learning rate and second rate (MD-CSD's stitches).
         loss: None (the recipe's) or a loss name to train with instead ("bce", "mse").
+        ensemble: K models on K balanced chunks of the training videos, scored by their vote
+            (`training.ensemble`); None: the recipe's (1 for all but `xception_metric`).
         plateau_factor / plateau_patience: the learning-rate cut on a val-loss plateau (None:
             the recipe's; MD-CSD: x0.2 after 3 epochs).
         steps_per_epoch / validation_steps: cap batches per epoch (None: a full pass).
@@ -106,6 +108,7 @@ class TrainConfig:
     base_lr: float | None = None
     stitch_lr: float | None = None
     loss: str | None = None
+    ensemble: int | None = None
     plateau_factor: float | None = None
     plateau_patience: int | None = None
     steps_per_epoch: int | None = None
@@ -133,6 +136,7 @@ class TrainConfig:
             base_lr=recipe.learning_rate,
             stitch_lr=recipe.second_learning_rate or recipe.learning_rate,
             loss=recipe.loss,
+            ensemble=recipe.ensemble,
             plateau_factor=factor,
             plateau_patience=patience,
         )
@@ -384,6 +388,8 @@ def train(config: TrainConfig) -> TrainResult:
     """
     config = config.resolved()
     _check_config(config)
+    if config.ensemble > 1:
+        return _train_ensemble(config)
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -395,6 +401,24 @@ def train(config: TrainConfig) -> TrainResult:
             return _train(config)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train_ensemble(config: TrainConfig) -> TrainResult:
+    """K members, each one run of this trainer on its chunk, and their vote as best.keras."""
+    from md_csd_tf.training.ensemble import train_ensemble
+
+    check_writable(config.out_dir, "folder", "--out")
+    with OutputLock(config.out_dir, "md-csd train (ensemble)"):
+        result = train_ensemble(dataclasses.replace(config, ensemble=1), k=config.ensemble)
+    members = result.members
+    return TrainResult(
+        out_dir=result.out_dir,
+        best_model=result.best_model,
+        last_model=result.best_model,
+        epochs_done=min(m.epochs_done for m in members),
+        best_val_accuracy=float(np.mean([m.best_val_accuracy for m in members])),
+        history={},
+    )
 
 
 def _enter_stage(model, stage: Stage, config: TrainConfig, strategy, keep: bool) -> None:
