@@ -29,7 +29,12 @@ from collections.abc import Callable, Mapping
 from md_csd_tf.errors import UserError
 
 # Modules that register detectors; importing one registers its entries.
-DETECTOR_MODULES = ("md_csd_tf.models.md_csd",)
+DETECTOR_MODULES = (
+    "md_csd_tf.models.md_csd",
+    "md_csd_tf.models.xception",
+    "md_csd_tf.models.efficientnet",
+    "md_csd_tf.models.f3net",
+)
 
 
 @dataclasses.dataclass(frozen=True)
