@@ -174,3 +174,25 @@ def test_a_few_steps_lower_the_loss_and_train_the_band_offsets():
     losses = model.fit(x, y, batch_size=4, epochs=6, verbose=0).history["loss"]
     assert losses[-1] < losses[0]
     assert not np.allclose(model.get_layer("fad").get_weights()[0], offsets)
+
+
+@pytest.mark.slow
+def test_package_loader_finds_the_class_in_a_fresh_process(model, tmp_path):
+    """`load_model` imports every detector module, not only MD-CSD's, before loading."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "f3net.keras"
+    model.save(path)
+    code = (
+        "from md_csd_tf.models.saving import load_model; "
+        f"print(type(load_model({str(path)!r}, compile=False)).__name__)"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "F3NetFAD"

@@ -12,6 +12,7 @@ from md_csd_tf.errors import UserError
 # Importing registers every custom object a saved MD-CSD model refers to.
 from md_csd_tf.layers import cross_stitch, standardization  # noqa: F401
 from md_csd_tf.models import md_csd  # noqa: F401
+from md_csd_tf.models.registry import list_detectors
 from md_csd_tf.training import callbacks, grouped_adam  # noqa: F401
 
 
@@ -30,6 +31,7 @@ def load_model(path, compile: bool = True) -> keras.Model:
             f"{path}: not a Keras 3 .keras archive (corrupt or another format); "
             "re-export it with model.save('model.keras')."
         )
+    list_detectors()  # imports every detector module, registering its classes for loading
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # Keras raises many types for a foreign or damaged archive
