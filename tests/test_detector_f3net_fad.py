@@ -196,3 +196,16 @@ def test_package_loader_finds_the_class_in_a_fresh_process(model, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "F3NetFAD"
+
+
+def test_mixed_precision_keeps_the_dct_and_the_output_in_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = build_detector("f3net_fad", image_size=SIZE)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert mixed.get_layer("fad").compute_dtype == "float32"
+    assert mixed.get_layer("rgb_preprocess").compute_dtype == "float32"
+    assert mixed.backbone.get_layer("block1_conv1").compute_dtype == "float16"
+    y = mixed({"rgb": RNG.uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)})
+    assert y.dtype == "float32" and np.all(np.isfinite(np.asarray(y)))

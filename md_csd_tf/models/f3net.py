@@ -183,8 +183,9 @@ class F3NetFAD(keras.Model):
         if image_size < 71:
             raise ValueError(f"Xception needs image_size >= 71, got {image_size}.")
         rgb = keras.Input((image_size, image_size, 3), name="rgb", dtype="float32")
-        x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rgb_preprocess")(rgb)
-        # float32 even under mixed precision: the DC coefficient reaches ~image_size.
+        # float32 even under mixed precision, up to the band images: the DC coefficient
+        # reaches ~image_size, and float16 pixels would already be rounded.
+        x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rgb_preprocess", dtype="float32")(rgb)
         fad = FrequencyAwareDecomposition(band_edges, offset_stddev, name="fad", dtype="float32")
         x = fad(x)
         with warnings.catch_warnings():  # Keras warns about inputs of other than 1 or 3 channels
