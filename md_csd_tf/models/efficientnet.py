@@ -5,7 +5,8 @@ Through Ensemble of CNNs", ICPR 2020 (Sec. III-IV and their published training s
 `scripts/train_all.sh`): ImageNet EfficientNet-B4, its 1000-way classifier replaced by one unit
 after global average pooling and the network's own dropout (0.4 for B4), trained end to end with
 binary cross-entropy, Adam at 1e-5, batch 32, on 224x224 face crops normalised with the ImageNet
-mean and standard deviation; the learning rate drops by 10x when the validation loss stalls.
+mean and standard deviation; the learning rate drops by 10x when the validation loss stalls for
+10 validations, and the model of lowest validation loss is kept (`train_binclass.py`).
 
 Where we chose (docs/detectors.md):
 - 224 px, not B4's native 380: the size the FF++ comparison we follow trained at, and closer to
@@ -181,8 +182,8 @@ def build_efficientnet_b4(
 RECIPE = Recipe(
     paper=(
         "Tan & Le, EfficientNet, ICML 2019 (B4); as a deepfake detector: Bonettini et al., "
-        "ICPR 2020, Sec. III-IV and scripts/train_all.sh (224 px, Adam 1e-5, batch 32, x0.1 on "
-        "plateau)"
+        "ICPR 2020, Sec. III-IV, scripts/train_all.sh and train_binclass.py (224 px, Adam 1e-5, "
+        "batch 32, x0.1 on a validation-loss plateau)"
     ),
     image_size=224,
     inputs=("rgb",),
