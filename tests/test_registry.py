@@ -48,8 +48,9 @@ def test_every_detector_trains_saves_and_exports(name, tmp_path):
     assert np.all((probs >= 0) & (probs <= 1))  # P(fake), label 1 = fake
 
     compile_detector(model, recipe.loss, 1e-3, recipe.second_learning_rate and 1e-3)
-    history = model.fit(inputs, labels, batch_size=4, epochs=6, verbose=0).history["loss"]
-    assert history[-1] < history[0], history
+    history = model.fit(inputs, labels, batch_size=4, epochs=12, verbose=0).history["loss"]
+    # Dropout and batch statistics of 4 crops make single steps noisy: compare the ends.
+    assert np.mean(history[-3:]) < np.mean(history[:3]), history
 
     model.save(tmp_path / "m.keras")
     loaded = load_model(tmp_path / "m.keras", compile=False)

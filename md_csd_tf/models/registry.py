@@ -31,8 +31,11 @@ from md_csd_tf.errors import UserError
 # Modules that register detectors; importing one registers its entries.
 DETECTOR_MODULES = (
     "md_csd_tf.models.md_csd",
+    "md_csd_tf.models.xception",
     "md_csd_tf.models.mesonet",
     "md_csd_tf.models.capsule",
+    "md_csd_tf.models.efficientnet",
+    "md_csd_tf.models.f3net",
     "md_csd_tf.models.xception_metric",
 )
 

@@ -10,13 +10,11 @@ import keras
 from md_csd_tf.errors import UserError
 
 # Importing registers every custom object a saved model refers to: layers, optimizer and
-# callbacks here, each registered detector's module (`_load_all`) and the vote ensemble.
+# callbacks here, the vote ensemble, and (at load time, `_load_all`) every detector's module.
 from md_csd_tf.layers import cross_stitch, standardization  # noqa: F401
 from md_csd_tf.models import ensemble  # noqa: F401
 from md_csd_tf.models.registry import _load_all
 from md_csd_tf.training import callbacks, grouped_adam  # noqa: F401
-
-_load_all()
 
 
 def load_model(path, compile: bool = True) -> keras.Model:
@@ -34,6 +32,7 @@ def load_model(path, compile: bool = True) -> keras.Model:
             f"{path}: not a Keras 3 .keras archive (corrupt or another format); "
             "re-export it with model.save('model.keras')."
         )
+    _load_all()  # imports every detector module, registering its classes for loading
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # Keras raises many types for a foreign or damaged archive
