@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out, manifest, settings, prefix = experiment_inputs(args)
     outcome = workflows.cross_dataset(
-        manifest, args.dataset, out, args.model, settings, args.compression, prefix
+        manifest, args.dataset, out, args.model, settings, args.compression, prefix, args.detector
     )
     if "test" in outcome:
         print(json.dumps(outcome["test"]["frame"]["overall"], indent=2))

@@ -307,11 +307,13 @@ def cross_dataset(
     settings: Mapping | None = None,
     compression: str | None = None,
     title_prefix: str = "",
+    detector: str | None = None,
 ) -> dict:
     """Tables III/IV: frame-level AUC of an FF++-trained model on Celeb-DF's test list or DFD.
 
-    Without `model`, the Table II c23 model is trained (or reused) from `manifest` and both
-    columns of Table III come from it. With `model` (any saved .keras), it is scored on the
+    Without `model`, the Table II c23 model (or, with `detector`, that registered detector on
+    the same data) is trained (or reused) from `manifest` and both columns of Table III come
+    from it. With `model` (any saved .keras), it is scored on the
     target dataset and, for Table III's first column, on the FF++ c23 test Deepfakes class of
     the same manifest when that is prepared; results go to `out/cross_<dataset>/` and
     `out/results/cross_<dataset>.md`.
@@ -323,6 +325,10 @@ def cross_dataset(
     max_frames = settings.get("max_frames_per_video")
     if model is None:
         experiment = EXPERIMENTS["table3_celebdf" if dataset == "celebdf" else "table4_dfd"]
+        if detector:
+            experiment = dataclasses.replace(
+                experiment, run=dataclasses.replace(experiment.run, detector=detector)
+            )
         run_experiment(experiment, manifest, out, settings)
         path = assemble_tables(out, settings, title_prefix)
         return {"measured": measured(experiment, out, settings), "tables": str(path)}

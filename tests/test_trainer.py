@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -208,3 +209,32 @@ def test_two_worker_multi_worker_mirrored_run_on_loopback():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main(["--steps", "1", "--timeout", "600"]) == 0
+
+
+def test_a_head_only_stage_leaves_the_backbone_and_the_next_stage_trains_it(
+    manifest, tmp_path, monkeypatch
+):
+    from md_csd_tf.models import registry
+
+    entry = registry.get_entry("xception")
+    assert entry.recipe.schedule(1) == (registry.Stage(1, "head"),)
+    assert entry.recipe.schedule(5) == (registry.Stage(3, "head"), registry.Stage(2, "all"))
+    assert sum(s.epochs for s in entry.recipe.schedule()) == 18  # FF++: 3 head + 15 all
+    short = dataclasses.replace(
+        entry.recipe, stages=(registry.Stage(1, "head"), registry.Stage(1, "all"))
+    )
+    monkeypatch.setitem(registry._REGISTRY, "xception", dataclasses.replace(entry, recipe=short))
+    run = tmp_path / "run"
+    config = tiny(manifest, run, detector="xception", epochs=None, middle_blocks=None)
+
+    def backbone(path):
+        return [w.copy() for w in load_model(path).get_layer("xception").get_weights()]
+
+    keras.utils.set_random_seed(config.seed)
+    initial = entry.build(image_size=71, weights=None).get_layer("xception").get_weights()
+    train(dataclasses.replace(config, epochs=1))  # the head-only stage
+    after_head = backbone(run / "last.keras")
+    assert all(np.array_equal(a, b) for a, b in zip(initial, after_head, strict=True))
+    train(config)  # resumes into the second stage: everything trains
+    after_all = backbone(run / "last.keras")
+    assert not all(np.array_equal(a, b) for a, b in zip(after_head, after_all, strict=True))

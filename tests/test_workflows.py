@@ -172,3 +172,34 @@ def test_scripts_report_a_bad_manifest_in_one_line(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.csv" in err[0] and "md-csd prepare" in err[0]
+
+
+def test_leaderboard_trains_each_detector_with_its_recipe_and_cites_the_paper(
+    demo_manifest, tmp_path
+):
+    out = str(tmp_path)
+    argv = ["--data", demo_manifest, "--out", out, "--smoke", "--detectors", "meso4,xception"]
+    assert script("leaderboard").main(argv) == 0
+    rows = pd.read_csv(tmp_path / "results" / "leaderboard.csv").to_dict("records")
+    assert [r["detector"] for r in rows] == ["meso4", "xception"]
+    meso = rows[0]
+    run = tmp_path / "runs" / meso["run"]
+    config = json.loads((run / "config.json").read_text())["config"]
+    # MesoNet's own recipe (MSE, Adam 1e-3, random init), not MD-CSD's.
+    assert (config["loss"], config["base_lr"], config["weights"]) == ("mse", 1e-3, None)
+    test = json.loads((run / "test" / "metrics.json").read_text())
+    celebdf = json.loads((run / "cross_celebdf" / "metrics.json").read_text())
+    assert meso["video_auc"] == pytest.approx(test["video"]["overall"]["auc"])
+    assert meso["FaceSwap_video_auc"] == pytest.approx(
+        test["video"]["per_manipulation"]["FaceSwap"]["auc"]
+    )
+    assert meso["celebdf_auc"] == pytest.approx(celebdf["frame"]["overall"]["auc"])
+    # The numbers the MD-CSD paper cites for these systems (Tables II, III, IV).
+    assert meso["paper_acc"] == pytest.approx(83.10) and meso["paper_celebdf_auc"] == 0.548
+    assert rows[1]["paper_acc"] == pytest.approx(95.04) and rows[1]["paper_dfd_auc"] == 0.831
+    # The FF++ Xception trained with its own schedule (its head-only first stage in a smoke run).
+    assert json.loads((tmp_path / "runs" / rows[1]["run"] / "state.json").read_text())["epoch"]
+    # Run again: every run is reused, nothing is retrained.
+    before = (run / "best.keras").stat().st_mtime_ns
+    assert script("leaderboard").main(argv) == 0
+    assert (run / "best.keras").stat().st_mtime_ns == before

@@ -100,10 +100,24 @@ class Recipe:
     cited: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def schedule(self, epochs: int | None = None) -> tuple[Stage, ...]:
-        """The stages, or one stage of `epochs` (default the recipe's) on every layer."""
-        if self.stages and epochs in (None, sum(s.epochs for s in self.stages)):
-            return self.stages
-        return (Stage(epochs or self.epochs),)
+        """The stages for `epochs` in total (default: the recipe's).
+
+        Without stages: one stage on every layer. With stages, they run in order and are cut
+        at `epochs` (a short run still starts with the head-only stage); a longer run extends
+        the last stage.
+        """
+        if not self.stages:
+            return (Stage(epochs or self.epochs),)
+        total = sum(s.epochs for s in self.stages) if epochs is None else epochs
+        stages, left = [], total
+        for stage in self.stages:
+            if left <= 0:
+                break
+            stages.append(dataclasses.replace(stage, epochs=min(stage.epochs, left)))
+            left -= stages[-1].epochs
+        if left > 0:
+            stages[-1] = dataclasses.replace(stages[-1], epochs=stages[-1].epochs + left)
+        return tuple(stages)
 
 
 @dataclasses.dataclass(frozen=True)
