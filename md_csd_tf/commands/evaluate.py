@@ -21,7 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="default: every dataset in the manifest")
     parser.add_argument("--compression", default=None)
     parser.add_argument("--methods", nargs="+", default=None)
-    parser.add_argument("--aggregate", choices=("mean", "vote"), default="mean", help="video score")
+    parser.add_argument(
+        "--aggregate", choices=("mean", "vote"), default=None,
+        help="video score (default: the detector's recipe; the paper's mean for MD-CSD)",
+    )  # fmt: skip
     parser.add_argument("--threshold", type=probability, default=0.5)
     parser.add_argument("--batch-size", type=positive, default=32)
 

@@ -33,12 +33,19 @@ def evaluate_model(
     frames: pd.DataFrame,
     out_dir,
     batch_size: int = 32,
-    how: str = "mean",
+    how: str | None = None,
     threshold: float = 0.5,
     verbose: int = 1,
 ) -> dict:
     """Frame- and video-level metrics of `model` on `frames`; writes metrics.json,
-    predictions.csv and roc.png to `out_dir` and returns the metrics."""
+    predictions.csv and roc.png to `out_dir` and returns the metrics.
+
+    `how`: the video score, "mean" or "vote"; None takes the detector's recipe (the paper's
+    mean for MD-CSD)."""
+    if how is None:
+        from md_csd_tf.models.registry import recipe_of
+
+        how = recipe_of(model).video_aggregate if hasattr(model, "detector") else "mean"
     check_crops_exist(frames, frames.attrs.get("source", "the manifest"))
     scored = predict_frames(model, frames, batch_size, verbose)
     keep = [c for c in (*REQUIRED_COLUMNS, "prob") if c in scored]
