@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     parser.add_argument("--table", default="V", type=str.upper, choices=("V", "VI"))
     add_experiment_arguments(parser)
     args = parser.parse_args(argv)
-    out, manifest, settings, prefix = experiment_inputs(args)
+    out, manifest, settings, prefix = experiment_inputs(args, fixed=("detector", "transform"))
     outcome = workflows.ablation(args.table, manifest, out, settings, prefix)
     print(Path(outcome["table"]).read_text())
     return 0

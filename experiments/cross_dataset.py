@@ -35,7 +35,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out, manifest, settings, prefix = experiment_inputs(args)
     outcome = workflows.cross_dataset(
-        manifest, args.dataset, out, args.model, settings, args.compression, prefix, args.detector
+        manifest,
+        args.dataset,
+        out,
+        args.model,
+        settings,
+        args.compression,
+        prefix,
+        args.detector,
+        args.transform,
     )
     if "test" in outcome:
         print(json.dumps(outcome["test"]["frame"]["overall"], indent=2))

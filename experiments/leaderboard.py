@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     unknown = [d for d in chosen if d not in known]
     if unknown:
         parser.error(f"unknown detector(s) {unknown}; choose from {known}")
-    out, manifest, settings, prefix = experiment_inputs(args)
+    out, manifest, settings, prefix = experiment_inputs(args, fixed=("detector", "transform"))
     path = workflows.leaderboard(
         manifest, out, chosen, args.compression, args.manipulation, settings, prefix
     )

@@ -37,7 +37,14 @@ def main(argv=None) -> int:
         return 0
     out, manifest, settings, prefix = experiment_inputs(args)
     outcome = workflows.run_ff(
-        manifest, out, args.compression, args.manipulation, settings, prefix, args.detector
+        manifest,
+        out,
+        args.compression,
+        args.manipulation,
+        settings,
+        prefix,
+        args.detector,
+        args.transform,
     )
     print(json.dumps(outcome["measured"], indent=2))
     print(Path(outcome["tables"]).read_text())

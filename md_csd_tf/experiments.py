@@ -118,8 +118,16 @@ class Run:
     def methods(self) -> tuple[str, ...]:
         return FFPP_METHODS if self.manipulation == "all" else (self.manipulation,)
 
+    @property
+    def uses_transform(self) -> bool:
+        """Whether the detector reads the frequency transform (MD-CSD's option)."""
+        from md_csd_tf.models.registry import get_entry
+
+        return "transform" in get_entry(self.detector).options
+
     def label(self) -> str:
-        return f"ff_{self.compression}_{self.manipulation}_{self.detector}_{self.transform}"
+        transform = f"_{self.transform}" if self.uses_transform else ""
+        return f"ff_{self.compression}_{self.manipulation}_{self.detector}{transform}"
 
     def train_settings(self, settings: Mapping) -> dict:
         """`TrainConfig` fields for this run: the profile's settings, then the run's own."""
@@ -128,24 +136,28 @@ class Run:
             "compression": self.compression,
             "methods": self.methods,
             "detector": self.detector,
-            # Only MD-CSD has a transform option; for others it would be ignored with a note.
-            **({"transform": self.transform} if self.detector.startswith("md_csd") else {}),
+            # Only detectors with a transform option (MD-CSD) read it.
+            **({"transform": self.transform} if self.uses_transform else {}),
         }
 
     def folder_name(self, settings: Mapping) -> str:
         """`<label>-<hash>`: the same model and settings always land in the same folder.
 
-        The hash covers every setting that changes what is trained (not how long or how it
-        is run), so a finished run is found again by any table that needs it, and runs with
-        other settings never collide.
+        The hash covers the resolved training config (the recipe's values filled in, so
+        spelling out a default changes nothing) minus what only says how long or how a run is
+        executed (epochs, strategy, verbosity...): a finished run is found again by every table
+        that needs it, and runs that train something else never collide.
         """
-        from md_csd_tf.training.trainer import RESUMABLE_CHANGES
+        from md_csd_tf.training.trainer import RESUMABLE_CHANGES, TrainConfig
 
+        config = TrainConfig(manifest="", out_dir="", **self.train_settings(settings))
+        # What initialises a fresh model changes what is trained, though a resumed run may not
+        # re-read it (its weights are in last.keras).
+        ignored = (RESUMABLE_CHANGES - {"weights", "freq_stat_samples"}) | {"manifest"}
         identity = {
-            k: v
-            for k, v in sorted(self.train_settings(settings).items())
-            if k not in RESUMABLE_CHANGES
-        }
+            k: v for k, v in sorted(dataclasses.asdict(config.resolved()).items())
+            if k not in ignored
+        }  # fmt: skip
         digest = hashlib.sha1(json.dumps(identity, default=str).encode()).hexdigest()[:6]
         return f"{self.label()}-{digest}"
 

@@ -245,6 +245,14 @@ def run_tables(
     return assemble_tables(out, settings, title_prefix)
 
 
+def _with_run(experiment: Experiment, detector: str | None, transform: str | None) -> Experiment:
+    """The experiment with another detector or transform trained for it, if given."""
+    changes = {k: v for k, v in (("detector", detector), ("transform", transform)) if v}
+    if not changes:
+        return experiment
+    return dataclasses.replace(experiment, run=dataclasses.replace(experiment.run, **changes))
+
+
 def ff_experiment(compression: str, manipulation: str) -> Experiment:
     """The Table I cell or Table II row of a compression and manipulation."""
     if compression not in COMPRESSIONS:
@@ -264,16 +272,13 @@ def run_ff(
     settings: Mapping | None = None,
     title_prefix: str = "",
     detector: str | None = None,
+    transform: str | None = None,
 ) -> dict:
     """Trains on FF++ and tests on its official test split: a Table I cell or a Table II row
-    (or, with `detector`, that registered detector on the same data and split). Returns the
-    run folder, our numbers and the assembled tables."""
+    (or, with `detector` / `transform`, that registered detector or MD-CSD transform on the
+    same data and split). Returns the run folder, our numbers and the assembled tables."""
     settings = dict(settings or {})
-    experiment = ff_experiment(compression, manipulation)
-    if detector:
-        experiment = dataclasses.replace(
-            experiment, run=dataclasses.replace(experiment.run, detector=detector)
-        )
+    experiment = _with_run(ff_experiment(compression, manipulation), detector, transform)
     folder = run_experiment(experiment, manifest, out, settings)
     tables = assemble_tables(out, settings, title_prefix)
     return {
@@ -308,6 +313,7 @@ def cross_dataset(
     compression: str | None = None,
     title_prefix: str = "",
     detector: str | None = None,
+    transform: str | None = None,
 ) -> dict:
     """Tables III/IV: frame-level AUC of an FF++-trained model on Celeb-DF's test list or DFD.
 
@@ -325,10 +331,7 @@ def cross_dataset(
     max_frames = settings.get("max_frames_per_video")
     if model is None:
         experiment = EXPERIMENTS["table3_celebdf" if dataset == "celebdf" else "table4_dfd"]
-        if detector:
-            experiment = dataclasses.replace(
-                experiment, run=dataclasses.replace(experiment.run, detector=detector)
-            )
+        experiment = _with_run(experiment, detector, transform)
         run_experiment(experiment, manifest, out, settings)
         path = assemble_tables(out, settings, title_prefix)
         return {"measured": measured(experiment, out, settings), "tables": str(path)}
@@ -543,12 +546,18 @@ def leaderboard_row(
         "frame_acc": 100 * frame["accuracy"],
         "frame_auc": frame["auc"],
     }
-    for method, metrics in sorted(test["video"]["per_manipulation"].items()):
-        row[f"{method}_video_auc"] = metrics["auc"]
+    for level in ("frame", "video"):
+        for method, metrics in sorted(test[level]["per_manipulation"].items()):
+            row[f"{method}_{level}_acc"] = 100 * metrics["accuracy"]
+            row[f"{method}_{level}_auc"] = metrics["auc"]
+    deepfakes = test["frame"]["per_manipulation"].get("Deepfakes", {})
+    row["ff_deepfakes_frame_auc"] = deepfakes.get("auc")  # Table III's first column
+    row["paper_ff_deepfakes_auc"] = _paper_cell("III", cited.get("III"), "ff++")
     row["celebdf_auc"] = cross.get("celebdf")
     row["paper_celebdf_auc"] = _paper_cell("III", cited.get("III"), "celebdf")
     row["dfd_auc"] = cross.get("dfd")
     row["paper_dfd_auc"] = _paper_cell("IV", cited.get("IV"), "dfd")
+    row["video_score"] = get_entry(detector).recipe.video_aggregate
     row["run"] = folder.name
     return row
 
@@ -592,7 +601,8 @@ def leaderboard(
         columns = list(table.columns)
         lines = [
             f"## {title_prefix}Leaderboard: FF++ {compression}, {manipulation} "
-            "(accuracy %, AUC; video level = mean frame probability; Celeb-DF, DFD frame level)",
+            "(accuracy %, AUC; video level = each detector's own video score, `video_score`; "
+            "Celeb-DF, DFD and FF++ Deepfakes (Table III) frame level)",
             "",
             "| " + " | ".join(columns) + " |",
             "|" + "---|" * len(columns),

@@ -137,7 +137,7 @@ def test_predict_is_deterministic():
 
 
 def test_vgg_stem_is_keras_vgg19_and_frozen():
-    model = build_capsule(image_size=SIZE)
+    model = build_capsule(image_size=SIZE, train_stem=False)  # as with pretrained weights
     vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
     copy_vgg19_weights(vgg, model)
     x = _pixels(2)
@@ -149,6 +149,9 @@ def test_vgg_stem_is_keras_vgg19_and_frozen():
     trainable = {w.path.split("/")[0] for w in model.trainable_weights}
     assert not any(name.startswith("block") for name in trainable)
     assert "routing" in trainable and "primary9_conv1" in trainable
+    # Without pretrained weights the random stem trains (a frozen one would only pass noise).
+    random_stem = build_capsule(image_size=SIZE)
+    assert any(w.path.startswith("block1_conv1") for w in random_stem.trainable_weights)
 
 
 def test_torch_normalisation_option():
@@ -174,7 +177,7 @@ def test_keras_round_trip(tmp_path):
 
 @pytest.mark.slow
 def test_parameter_count_at_300():
-    model = build_capsule(image_size=300)
+    model = build_capsule(image_size=300, train_stem=False)  # the published frozen stem
     assert model.count_params() == RECIPE.parameters == 3_898_418
     # VGG19 to block3_pool: 2,325,568 frozen; 10 capsules x 157,221 (178 of them BN moving
     # statistics each); routing 2 x 10 x 4 x 8 = 640.

@@ -44,6 +44,8 @@ def test_experiments_share_one_run_per_model():
     assert Run().folder_name({**settings, "epochs": 9}) == folder
     assert Run().folder_name({**settings, "flip": True}) != folder
     assert Run().folder_name({**settings, "head": "pooled"}) != folder
+    assert Run().folder_name({**settings, "weights": "imagenet"}) != folder  # another init
+    assert Run().folder_name({**settings, "batch_size": 4, "plateau_factor": 0.2}) == folder
     doc = EXPERIMENTS["table1_c40_NeuralTextures"].doc
     assert "81.78" in doc and "--compression c40 --manipulation NeuralTextures" in doc
 
@@ -178,15 +180,16 @@ def test_leaderboard_trains_each_detector_with_its_recipe_and_cites_the_paper(
     demo_manifest, tmp_path
 ):
     out = str(tmp_path)
-    argv = ["--data", demo_manifest, "--out", out, "--smoke", "--detectors", "meso4,xception"]
+    argv = ["--data", demo_manifest, "--out", out, "--smoke", "--detectors",
+            "meso4,xception,xception_metric"]  # fmt: skip
     assert script("leaderboard").main(argv) == 0
     rows = pd.read_csv(tmp_path / "results" / "leaderboard.csv").to_dict("records")
-    assert [r["detector"] for r in rows] == ["meso4", "xception"]
+    assert [r["detector"] for r in rows] == ["meso4", "xception", "xception_metric"]
     meso = rows[0]
     run = tmp_path / "runs" / meso["run"]
     config = json.loads((run / "config.json").read_text())["config"]
-    # MesoNet's own recipe (MSE, Adam 1e-3, random init), not MD-CSD's.
-    assert (config["loss"], config["base_lr"], config["weights"]) == ("mse", 1e-3, None)
+    # MesoNet's own recipe (MSE, Adam 1e-3, no plateau cut), not MD-CSD's (BCE, 2e-4, x0.2).
+    assert (config["loss"], config["base_lr"], config["plateau_factor"]) == ("mse", 1e-3, None)
     test = json.loads((run / "test" / "metrics.json").read_text())
     celebdf = json.loads((run / "cross_celebdf" / "metrics.json").read_text())
     assert meso["video_auc"] == pytest.approx(test["video"]["overall"]["auc"])
@@ -197,8 +200,15 @@ def test_leaderboard_trains_each_detector_with_its_recipe_and_cites_the_paper(
     # The numbers the MD-CSD paper cites for these systems (Tables II, III, IV).
     assert meso["paper_acc"] == pytest.approx(83.10) and meso["paper_celebdf_auc"] == 0.548
     assert rows[1]["paper_acc"] == pytest.approx(95.04) and rows[1]["paper_dfd_auc"] == 0.831
-    # The FF++ Xception trained with its own schedule (its head-only first stage in a smoke run).
-    assert json.loads((tmp_path / "runs" / rows[1]["run"] / "state.json").read_text())["epoch"]
+    assert rows[1]["paper_ff_deepfakes_auc"] == pytest.approx(0.997)  # Xception-c23, Table III
+    assert meso["Deepfakes_frame_auc"] == pytest.approx(
+        test["frame"]["per_manipulation"]["Deepfakes"]["auc"]
+    )
+    # The metric-learning Xception trains as its paper: an ensemble voting (4 members), and
+    # its video score is the vote.
+    ensemble = tmp_path / "runs" / rows[2]["run"]
+    assert sorted(p.name for p in ensemble.glob("member_*")) == [f"member_{i}" for i in range(4)]
+    assert rows[2]["video_score"] == "vote" and meso["video_score"] == "mean"
     # Run again: every run is reused, nothing is retrained.
     before = (run / "best.keras").stat().st_mtime_ns
     assert script("leaderboard").main(argv) == 0

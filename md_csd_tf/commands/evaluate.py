@@ -11,8 +11,19 @@ NAME = "evaluate"
 HELP = "score a saved model on prepared crops: accuracy, AUC, EER, AP; metrics.json, predictions.csv, roc.png"
 
 
+def _aggregates():
+    from md_csd_tf.training.metrics import AGGREGATES
+
+    return list(AGGREGATES)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a .keras file, e.g. RUN/best.keras")
+    parser.add_argument("--model", help="a .keras file (e.g. RUN/best.keras) or ensemble folder")
+    parser.add_argument(
+        "--detector", default=None,
+        help="with --weights: a registered detector's published weights, e.g. meso4 mesonet-df",
+    )  # fmt: skip
+    parser.add_argument("--weights", default=None, help="published weights name")
     parser.add_argument("--data", required=True, help="manifest.csv (or its folder)")
     parser.add_argument(
         "--out", required=True, help="folder for metrics.json, predictions.csv, roc.png"
@@ -22,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compression", default=None)
     parser.add_argument("--methods", nargs="+", default=None)
     parser.add_argument(
-        "--aggregate", choices=("mean", "vote"), default=None,
+        "--aggregate", choices=_aggregates(), default=None,
         help="video score (default: the detector's recipe; the paper's mean for MD-CSD)",
     )  # fmt: skip
     parser.add_argument("--threshold", type=probability, default=0.5)
@@ -31,10 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from md_csd_tf.data.manifest import check_crops_exist, read_manifest, select
+    from md_csd_tf.errors import UserError
     from md_csd_tf.files import check_writable
-    from md_csd_tf.models.saving import load_model
+    from md_csd_tf.inference.detector import Detector
     from md_csd_tf.training.evaluate import evaluate_model
 
+    if not args.model and not (args.detector and args.weights):
+        raise UserError("pass --model RUN/best.keras, or --detector NAME --weights WEIGHTS")
     # Everything that can be refused in one line is checked before the model is loaded.
     check_writable(args.out, "folder", "--out")
     frames = select(
@@ -45,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
         methods=args.methods,
     )
     check_crops_exist(frames, args.data)
-    model = load_model(args.model, compile=False)
+    # The same loading as predict: a .keras file, an ensemble folder or published weights.
+    if args.model:
+        model = Detector.load(args.model).model
+    else:
+        model = Detector.pretrained(args.detector, args.weights).model
     result = evaluate_model(
         model, frames, args.out, args.batch_size, args.aggregate, args.threshold
     )

@@ -14,6 +14,12 @@ HELP = (
 )
 
 
+def _aggregates():
+    from md_csd_tf.training.metrics import AGGREGATES
+
+    return list(AGGREGATES)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", help="a .keras model saved by md-csd-tf (or a --detector with --weights)"
@@ -34,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="score every K-th frame from the first instead of evenly spaced frames",
     )  # fmt: skip
     parser.add_argument(
-        "--aggregate", choices=("mean", "vote"), default=None,
+        "--aggregate", choices=_aggregates(), default=None,
         help="video score: mean frame probability (paper) or fraction of frames voting fake",
     )  # fmt: skip
     parser.add_argument(

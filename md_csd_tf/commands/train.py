@@ -1,4 +1,4 @@
-"""`md-csd train`: train (or resume) MD-CSDNetwork or an ablation on a prepared manifest."""
+"""`md-csd train`: train (or resume) a registered detector on a prepared manifest, with its recipe."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from md_csd_tf.commands._options import (
 )
 
 NAME = "train"
-HELP = "train or resume a model on face crops prepared by `md-csd prepare` (paper recipe)"
+HELP = (
+    "train or resume a detector on face crops prepared by `md-csd prepare` (its published recipe)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -187,24 +189,31 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, model: bool = True
         "--smoke", action="store_true",
         help="tiny settings that finish in seconds (alone: on the stand-in data)",
     )  # fmt: skip
-    parser.add_argument("--epochs", type=int, default=None, help="default: the profile's")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the profile's")
+    parser.add_argument("--epochs", type=positive, default=None, help="default: the profile's")
+    parser.add_argument("--batch-size", type=positive, default=None, help="default: the profile's")
     if model:
         add_model_arguments(parser, defaults=False)
         add_augment_arguments(parser, defaults=False)
 
 
-def experiment_inputs(args) -> tuple[str, str, dict, str]:
+def experiment_inputs(args, fixed: tuple[str, ...] = ()) -> tuple[str, str, dict, str]:
     """`(out, manifest, settings, title_prefix)` for an experiment script's arguments.
 
     `--demo` or `--smoke` without `--data` make (or find) the stand-in data; with `--data` they
-    choose the settings only. Flags given on the command line win over the profile's.
+    choose the settings only. Flags given on the command line win over the profile's. `fixed`:
+    settings the script decides itself (a table's detectors or transforms); giving one is an
+    error rather than being silently ignored.
     """
     from md_csd_tf import workflows
     from md_csd_tf.errors import UserError
 
     given = given_settings(args)
-    given.pop("detector", None)  # a table fixes its own detectors; run_ff passes it explicitly
+    for name in fixed:
+        if given.get(name) is not None:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag}: this script sets it itself (one run per table row); drop it")
+    # A script that runs one detector passes it (and the transform) in its Run, not settings.
+    given.pop("detector", None)
     given.pop("transform", None)
     if not args.data:
         if not (args.demo or args.smoke):

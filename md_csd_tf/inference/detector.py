@@ -179,7 +179,7 @@ def input_kind(path: str | os.PathLike) -> str:
 
 
 class Detector:
-    """A loaded MD-CSD model plus the face cropper, scoring crops in fixed-size batches.
+    """A loaded detector of the registry plus the face cropper, scoring crops in fixed-size batches.
 
     Args:
         model: a built or loaded detector of the registry (`md_csd_tf.build_detector`).
@@ -252,9 +252,16 @@ class Detector:
         """A registered detector with published weights (`md-csd detectors` lists them), e.g.
         `Detector.pretrained("meso4", "mesonet-df")`: scoring with no training and no download.
         """
-        from md_csd_tf.models.registry import build_detector
+        from md_csd_tf.models.registry import get_entry
 
-        return cls(build_detector(name, weights=weights), **kwargs)
+        entry = get_entry(name)
+        if weights not in entry.weights and not (entry.weights and os.path.isfile(weights)):
+            published = ", ".join(entry.weights) or "none"
+            raise UserError(
+                f"--weights {weights}: {name} has no such published weights (published: "
+                f"{published}); score a model you trained with --model RUN/best.keras"
+            )
+        return cls(entry.build(weights=weights), **kwargs)
 
     @property
     def recipe(self):

@@ -33,6 +33,10 @@ from md_csd_tf.data.inputs import model_inputs
 TARGETS = ("predicted", "fake", "real")
 
 
+def _layer_names(model) -> set[str]:
+    return {layer.name for layer in model.layers}
+
+
 def last_conv_layer(branch: str) -> str:
     """Name of a branch's last convolutional activation (exit flow, block 14)."""
     return f"{branch}_block14_sepconv2_act"
@@ -62,6 +66,15 @@ class GradCamExplainer:
     """
 
     def __init__(self, model):
+        missing = [b for b in model.branches if last_conv_layer(b) not in _layer_names(model)]
+        if missing:
+            from md_csd_tf.errors import UserError
+
+            raise UserError(
+                f"{getattr(model, 'detector', type(model).__name__)}: Grad-CAM reads MD-CSD's "
+                f"Xception branches (layer {last_conv_layer(missing[0])}), which this detector "
+                "does not have; explain an md_csd* model"
+            )
         self.model = model
         head = model.get_layer("fake_probability")
         outputs = {b: model.get_layer(last_conv_layer(b)).output for b in model.branches}

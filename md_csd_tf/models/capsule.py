@@ -301,6 +301,9 @@ class CapsuleForensics(keras.Model):
             caffe-style inputs and the stem is frozen, so it must see the inputs its weights
             expect; the paper's mean/std ("torch") fits torchvision's weights.
         bn_momentum: BatchNormalization momentum of the primary capsules (0.9 = PyTorch's 0.1).
+        train_stem: train the VGG19 stem too. False as published (an ImageNet stem, frozen);
+            `build_capsule` sets it when there are no pretrained weights, since a frozen
+            random stem only passes noise on (the stand-in demo and smoke runs, offline).
         seed: seed of the routing noise and dropout.
         crop_size: side of the training crops (None = image_size); set by the trainer.
         **kwargs: passed to `keras.Model` (name, trainable).
@@ -320,6 +323,7 @@ class CapsuleForensics(keras.Model):
         pixel_normalisation: str = "caffe",
         bn_momentum: float = 0.9,
         seed: int | None = None,
+        train_stem: bool = False,
         crop_size: int | None = None,
         **kwargs,
     ):
@@ -337,7 +341,7 @@ class CapsuleForensics(keras.Model):
                     3,
                     padding="same",
                     activation="relu",
-                    trainable=False,
+                    trainable=train_stem,
                     name=f"block{block}_conv{i}",
                 )(x)
             x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
@@ -365,6 +369,7 @@ class CapsuleForensics(keras.Model):
         self.primary_squash = primary_squash
         self.pixel_normalisation = pixel_normalisation
         self.bn_momentum = bn_momentum
+        self.train_stem = train_stem
         self.seed = seed
         self.crop_size = crop_size
 
@@ -379,6 +384,7 @@ class CapsuleForensics(keras.Model):
             "primary_squash": self.primary_squash,
             "pixel_normalisation": self.pixel_normalisation,
             "bn_momentum": self.bn_momentum,
+            "train_stem": self.train_stem,
             "seed": self.seed,
             "crop_size": self.crop_size,
         }
@@ -400,11 +406,12 @@ def build_capsule(weights=None, image_size: int = 300, **options) -> CapsuleFore
     """Builds Capsule-Forensics v2 and loads its VGG19 stem.
 
     Args:
-        weights: None (random stem: tests only, the stem is frozen), "imagenet"
+        weights: None (a random stem, which then trains with the rest), "imagenet"
             (keras.applications' download, as in the paper) or a path to a Keras VGG19
             weights file without top.
         image_size, **options: see `CapsuleForensics`.
     """
+    options.setdefault("train_stem", weights is None)  # see CapsuleForensics.train_stem
     model = CapsuleForensics(image_size=image_size, **options)
     if weights is not None:
         source = keras.applications.VGG19(

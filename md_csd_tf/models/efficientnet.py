@@ -9,6 +9,8 @@ mean and standard deviation; the learning rate drops by 10x when the validation 
 10 validations, and the model of lowest validation loss is kept (`train_binclass.py`).
 
 Where we chose (docs/detectors.md):
+- The project's one trainer keeps the epoch of best validation accuracy for every detector, not
+  the lowest validation loss: one model-selection rule across the leaderboard.
 - 224 px, not B4's native 380: the size the FF++ comparison we follow trained at, and closer to
   the 299 px of the other detectors of the tables. `image_size` is an option (EfficientNet is
   fully convolutional up to its pooling, so the parameter count does not depend on it).

@@ -294,6 +294,7 @@ RECIPE = Recipe(
     epochs=20,  # not in the paper; MD-CSD's budget, so the two compare at equal training
     plateau=None,
     video_aggregate="mean",
+    min_image_size=71,  # Xception's minimum input
     parameters=21_223_725,
     # The MD-CSD paper cites the full F3-Net (FAD + LFS + MixBlock); this is its FAD branch.
     cited={"I": "F3-Net [40]", "II": "F3-Net [40]", "III": "F3-Net [40]"},

@@ -227,7 +227,19 @@ def feature_model(model: MDCSDNetwork) -> keras.Model:
     """A model from the same inputs to each present branch's pooled features, `(B, 2048)`.
 
     For t-SNE plots, Grad-CAM and checks against a plain Xception.
+
+    Raises:
+        UserError: the model has no pooled branch features by these names (a comparator of the
+            registry rather than an MD-CSD model).
     """
+    names = {layer.name for layer in model.layers}
+    if any(f"{name}_avg_pool" not in names for name in model.branches):
+        from md_csd_tf.errors import UserError
+
+        raise UserError(
+            f"{getattr(model, 'detector', type(model).__name__)}: has no MD-CSD branch features "
+            "(rgb_avg_pool/freq_avg_pool); t-SNE of pooled features needs an md_csd* model"
+        )
     outputs = {name: model.get_layer(f"{name}_avg_pool").output for name in model.branches}
     return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
 
@@ -261,6 +273,7 @@ def _register_variant(variant: str, parameters: int, summary: str) -> None:
         epochs=20,  # not in the paper; see docs/reading-the-paper.md
         plateau=(0.2, 3),  # x0.2 after 3 epochs without val-loss improvement
         video_aggregate="mean",
+        min_image_size=71,  # Xception's minimum input
         parameters=parameters,
         cited={t: OURS for t in ("I", "II", "III", "IV")} if variant == "md_csd" else {},
     )

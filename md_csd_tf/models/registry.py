@@ -62,15 +62,14 @@ class Recipe:
         normalisation: the pixel normalisation the model applies inside (for the listing).
         loss: "bce" (binary cross-entropy on P(fake)), "mse" (MesoNet's), "auc"
             (`md_csd_tf.losses.AUCLoss`), or "model" (the model adds its own losses).
-        optimizer: "adam" (with `learning_rate`; `second_learning_rate` for a second group,
-            MD-CSD's cross-stitches) or "sgd".
+        optimizer: "adam", the only one a recipe uses so far (the trainer's `GroupedAdam`, which
+            is plain Adam unless a second group, MD-CSD's cross-stitches, has its own rate).
         learning_rate / second_learning_rate: the rates.
         batch_size: global batch.
         epochs: total epochs; with `stages`, their sum.
         stages: the schedule, when not one stage of `epochs` on every layer.
         plateau: (factor, patience) of the learning-rate cut on a val-loss plateau, or None.
         video_aggregate: how frame scores become a video score: "mean" or "vote".
-        clip_frames: frames per clip for detectors that read several frames at once.
         ensemble: models trained on disjoint chunks and combined by vote (1 = one model).
         parameters: trainable + non-trainable parameters at `image_size` with the default
             options (a test builds the model and checks it); None if not recorded.
@@ -78,6 +77,7 @@ class Recipe:
             (random); what `weights="published"` means for the trainer.
         cited: where the MD-CSD paper's Tables I-IV cite this system: table -> row name in
             `md_csd_tf.paper` (the leaderboard prints that number beside ours).
+        min_image_size: the smallest input the architecture takes (Xception: 71).
     """
 
     paper: str
@@ -93,11 +93,11 @@ class Recipe:
     stages: tuple[Stage, ...] = ()
     plateau: tuple[float, int] | None = None
     video_aggregate: str = "mean"
-    clip_frames: int | None = None
     ensemble: int = 1
     parameters: int | None = None
     init: str | None = "imagenet"
     cited: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    min_image_size: int = 32
 
     def schedule(self, epochs: int | None = None) -> tuple[Stage, ...]:
         """The stages for `epochs` in total (default: the recipe's).

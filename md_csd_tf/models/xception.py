@@ -167,6 +167,7 @@ RECIPE = Recipe(
     stages=(Stage(3, "head"), Stage(15, "all")),
     plateau=None,  # FF++ keeps a constant rate
     video_aggregate="mean",
+    min_image_size=71,  # Xception's minimum input
     parameters=20_863_529,
     # Where the MD-CSD paper cites the FF++ Xception (numbers from other papers).
     cited={"I": "FF++ [42]", "II": "FF++ [42]", "III": "Xception-c23 [42]", "IV": "Xception [14]"},

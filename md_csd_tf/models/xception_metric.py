@@ -316,6 +316,7 @@ RECIPE = Recipe(
     plateau=None,  # no learning-rate schedule in the Adam script
     video_aggregate="vote",  # evaluate_triplets.py: fake when most frame verdicts say so
     ensemble=4,  # FF++ 2880 fake : 720 real -> 4 chunks of 720+720; Celeb-DF: 7 (README)
+    min_image_size=71,  # Xception's minimum input
     parameters=21_911_081,
 )
 

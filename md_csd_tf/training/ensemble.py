@@ -120,7 +120,7 @@ def _manifest_csv(rows: pd.DataFrame) -> str:
 
 
 def train_ensemble(
-    config: trainer.TrainConfig, k: int | None = None, share_minority: bool = False
+    config: trainer.TrainConfig, k: int | None = None, share_minority: bool = True
 ) -> EnsembleResult:
     """Trains K members on K chunks of the training videos and saves their vote.
 
@@ -147,6 +147,12 @@ def train_ensemble(
         methods=config.methods,
     )
     k = k or published_chunk_count(train_rows)
+    # Every chunk needs videos of the class that is dealt out; a small set gets fewer members.
+    counts = _videos(train_rows)["label"].value_counts()
+    dealt = counts.max() if share_minority else counts.min()
+    if int(dealt) < k:
+        print(f"note: {int(dealt)} training videos to deal; {k} ensemble members cut to {dealt}.")
+        k = int(dealt)
     chunks = balanced_chunks(train_rows, k, config.seed, share_minority)
     others = table[table["split"] != "train"]
     (out / "chunks").mkdir(exist_ok=True)
@@ -166,9 +172,11 @@ def train_ensemble(
         out / "ensemble.json",
         {"k": k, "share_minority": share_minority, "seed": config.seed, "chunks": summary},
     )
-    ensemble = VoteEnsemble(load_members([r.best_model for r in results]))
     best = out / "best.keras"
-    atomic_write(best, ensemble.save, suffix=".keras")  # Keras picks the format by suffix
+    newest = max(Path(r.best_model).stat().st_mtime for r in results)
+    if not (best.is_file() and best.stat().st_mtime >= newest):  # finished: reuse, no rewrite
+        ensemble = VoteEnsemble(load_members([r.best_model for r in results]))
+        atomic_write(best, ensemble.save, suffix=".keras")  # Keras picks the format by suffix
     return EnsembleResult(str(out), str(best), results)
 
 

@@ -71,7 +71,8 @@ class TrainConfig:
             comparators, random for MesoNet), "imagenet", None (random), a file, or a
             published weights name of the detector.
         epochs: epochs in total (None: the recipe's; MD-CSD's 20 is ours, the paper gives
-            none). A recipe with stages (head only, then all) keeps them at its own total.
+            none). A recipe's stages (head only, then all) are cut or extended to it, the
+            head-only stage first (`Recipe.schedule`).
         batch_size: global batch (None: the recipe's; 32 in the paper).
         base_lr / stitch_lr: the recipe's learning rate and second rate (MD-CSD's stitches).
         loss: None (the recipe's) or a loss name to train with instead ("bce", "mse").
@@ -341,8 +342,11 @@ def _check_numbers(config: TrainConfig) -> None:
 def _check_config(config: TrainConfig) -> None:
     _check_numbers(config)
     entry = get_entry(config.detector)  # a one-line error naming the registered detectors
-    if config.image_size < 71 and entry.name.startswith("md_csd"):
-        raise UserError(f"--image-size {config.image_size}: Xception needs at least 71 px.")
+    if config.image_size < entry.recipe.min_image_size:
+        raise UserError(
+            f"--image-size {config.image_size}: {config.detector} needs at least "
+            f"{entry.recipe.min_image_size} px."
+        )
     if config.middle_blocks is not None and not 0 <= config.middle_blocks <= 8:
         raise UserError(f"--middle-blocks {config.middle_blocks}: Xception has 0 to 8.")
     if config.loss not in LOSSES and config.loss != "model":
@@ -404,12 +408,20 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def _train_ensemble(config: TrainConfig) -> TrainResult:
-    """K members, each one run of this trainer on its chunk, and their vote as best.keras."""
+    """K members, each one run of this trainer on its chunk, and their vote as best.keras.
+
+    The published scheme (Kumar & Bhavsar): the larger class is dealt into K chunks and every
+    chunk also holds all videos of the smaller one, so each member trains on balanced videos.
+    """
     from md_csd_tf.training.ensemble import train_ensemble
 
+    if not is_chief():
+        raise UserError("ensembles train one member after another: run them on one machine")
     check_writable(config.out_dir, "folder", "--out")
     with OutputLock(config.out_dir, "md-csd train (ensemble)"):
-        result = train_ensemble(dataclasses.replace(config, ensemble=1), k=config.ensemble)
+        result = train_ensemble(
+            dataclasses.replace(config, ensemble=1), k=config.ensemble, share_minority=True
+        )
     members = result.members
     return TrainResult(
         out_dir=result.out_dir,
