@@ -44,7 +44,8 @@ def main(argv=None) -> int:
         manifest, out, chosen, args.compression, args.manipulation, settings, prefix
     )
     print(Path(path).read_text())
-    return 0
+    failed = "error" in Path(path).with_suffix(".csv").read_text().splitlines()[0].split(",")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

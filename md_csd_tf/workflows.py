@@ -592,7 +592,11 @@ def leaderboard(
     for detector in detectors:
         run = dataclasses.replace(experiment.run, detector=detector)
         start = time.perf_counter()
-        rows.append(leaderboard_row(detector, run, manifest, out, settings))
+        try:
+            rows.append(leaderboard_row(detector, run, manifest, out, settings))
+        except UserError as error:  # one detector's failure must not cost the others' rows
+            print(f"leaderboard: {detector}: {error}")
+            rows.append({"detector": detector, "error": str(error)})
         rows[-1]["seconds"] = round(time.perf_counter() - start, 1)
         table = pd.DataFrame(rows)
         from md_csd_tf.files import atomic_write

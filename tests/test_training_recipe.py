@@ -117,9 +117,10 @@ def test_keras_file_round_trip_predicts_the_same_and_keeps_training(tmp_path):
     before = restored.get_layer("cross_stitch_block2").alpha.numpy().copy()
     kernel = restored.get_layer("fake_probability").kernel.numpy().copy()
     restored.train_on_batch(x, y)
-    assert np.abs(
-        restored.get_layer("cross_stitch_block2").alpha.numpy() - before
-    ).max() == pytest.approx(2e-4, rel=0.2)
+    # Adam's second step is at most its rate (the first is exactly it); a step above the base
+    # rate's bound shows the alphas still train at their own, restored rate.
+    moved = np.abs(restored.get_layer("cross_stitch_block2").alpha.numpy() - before).max()
+    assert 4e-5 * 1.2 < moved <= 2e-4 * 1.05
     assert (
         0
         < np.abs(restored.get_layer("fake_probability").kernel.numpy() - kernel).max()

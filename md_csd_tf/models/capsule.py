@@ -108,7 +108,9 @@ class StatisticalPooling(layers.Layer):
         n = ops.cast(shape[1] * shape[2], x.dtype)
         mean = ops.mean(flat, axis=1)
         variance = ops.sum(ops.square(flat - mean[:, None, :]), axis=1) / (n - 1.0)
-        return ops.stack([mean, ops.sqrt(variance)], axis=-1)
+        # The square root's gradient is infinite at zero variance (a map a dead ReLU left
+        # constant, common while a random stem trains): a tiny floor keeps training finite.
+        return ops.stack([mean, ops.sqrt(variance + 1e-12)], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1], 2)

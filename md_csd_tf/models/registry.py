@@ -159,17 +159,23 @@ def _load_all() -> None:
         importlib.import_module(module)
 
 
+def _order(entry: Entry) -> int:
+    module = getattr(entry.build, "__module__", "")
+    return DETECTOR_MODULES.index(module) if module in DETECTOR_MODULES else len(DETECTOR_MODULES)
+
+
 def list_detectors() -> list[str]:
-    """Every registered detector's name, in registration order."""
+    """Every registered detector's name: in `DETECTOR_MODULES` order, then registration order
+    within a module (whichever module a program happened to import first)."""
     _load_all()
-    return list(_REGISTRY)
+    return [e.name for e in sorted(_REGISTRY.values(), key=_order)]  # sorted() is stable
 
 
 def get_entry(name: str) -> Entry:
     """The registry entry of `name`; a one-line `UserError` listing the names otherwise."""
     _load_all()
     if name not in _REGISTRY:
-        raise UserError(f"unknown detector {name!r}; choose one of {', '.join(_REGISTRY)}")
+        raise UserError(f"unknown detector {name!r}; choose one of {', '.join(list_detectors())}")
     return _REGISTRY[name]
 
 

@@ -25,6 +25,14 @@ def predict_frames(
     probs = model.predict(make_dataset(frames, config, training=False), verbose=verbose)
     scored = frames.copy()
     scored["prob"] = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if not np.isfinite(scored["prob"]).all():
+        from md_csd_tf.errors import UserError
+
+        bad = int((~np.isfinite(scored["prob"])).sum())
+        raise UserError(
+            f"{getattr(model, 'detector', 'the model')}: {bad} of {len(scored)} scores are NaN "
+            "or inf (its training diverged); retrain it, e.g. with a lower --base-lr"
+        )
     return scored
 
 
