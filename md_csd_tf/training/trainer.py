@@ -74,7 +74,7 @@ class TrainConfig:
             none). A recipe with stages (head only, then all) keeps them at its own total.
         batch_size: global batch (None: the recipe's; 32 in the paper).
         base_lr / stitch_lr: the recipe's learning rate and second rate (MD-CSD's stitches).
-        loss: None (the recipe's) or a loss name to train with instead ("bce", "mse").
+        loss: None (the recipe's) or a loss name to train with instead ("bce", "mse", "auc").
         ensemble: K models on K balanced chunks of the training videos, scored by their vote
             (`training.ensemble`); None: the recipe's (1 for all but `xception_metric`).
         plateau_factor / plateau_patience: the learning-rate cut on a val-loss plateau (None:
