@@ -37,6 +37,7 @@ DETECTOR_MODULES = (
     "md_csd_tf.models.efficientnet",
     "md_csd_tf.models.f3net",
     "md_csd_tf.models.xception_metric",
+    "md_csd_tf.models.attention_net",
 )
 
 
