@@ -12,6 +12,9 @@ Every built model honours one contract, so the rest of the package treats them a
 - it has the attributes `detector` (its registry name), `image_size`, `branches` (the inputs
   it takes, a tuple of "rgb"/"freq"), `transform` and `crop_size` (the side of the training
   crops, None = `image_size`), all stored in its config.
+- a clip detector (recipe `clip_frames` = T) reads `"rgb"` of shape `(batch, T, size, size, 3)`
+  (T consecutive crops of one video) and has the attribute `clip_frames`; its `(batch, 1)` is
+  the clip's P(fake).
 
 Example:
     >>> from md_csd_tf import build_detector, list_detectors
@@ -38,6 +41,7 @@ DETECTOR_MODULES = (
     "md_csd_tf.models.f3net",
     "md_csd_tf.models.xception_metric",
     "md_csd_tf.models.attention_net",
+    "md_csd_tf.models.dual_level",
 )
 
 
