@@ -73,3 +73,43 @@ def test_crops_to_inputs_on_clip_batches_equals_it_frame_by_frame():
     traced = tf.function(lambda c: crops_to_inputs(c, "dct", ("rgb",), SIZE))
     spec = traced.get_concrete_function(tf.TensorSpec((None, 3, None, None, 3), tf.uint8))
     assert spec.structured_outputs["rgb"].shape.as_list() == [None, 3, SIZE, SIZE, 3]
+
+
+class MeanPixelClip:
+    """A stand-in clip detector: P(fake) = mean pixel of the clip / 255 (checkable by hand)."""
+
+    detector, branches, transform, image_size, clip_frames, crop_size = (
+        None, ("rgb",), "dct", SIZE, 2, None,
+    )  # fmt: skip
+
+    def __call__(self, inputs, training=False):
+        return tf.reduce_mean(inputs["rgb"], axis=[1, 2, 3, 4])[:, None] / 255.0
+
+    def predict(self, dataset, verbose=0):
+        return np.concatenate([self(x).numpy() for x, _ in dataset])
+
+
+def test_a_video_is_scored_over_every_clip_and_each_frame_gets_its_clips_mean():
+    from md_csd_tf.inference.detector import Detector
+
+    crops = np.stack([np.full((SIZE, SIZE, 3), 10 * (i + 1), np.uint8) for i in range(5)])
+    detector = Detector.__new__(Detector)  # the scoring path only: no face cropper needed
+    detector.model, detector.image_size, detector.batch_size = MeanPixelClip(), SIZE, 2
+    scores = detector.predict_clip_crops(crops)
+    clip = {(a, b): (10 * (a + 1) + 10 * (b + 1)) / 2 / 255 for a, b in [(0, 1), (2, 3), (3, 4)]}
+    expected = [clip[0, 1], clip[0, 1], clip[2, 3], (clip[2, 3] + clip[3, 4]) / 2, clip[3, 4]]
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
+    one = detector.predict_clip_crops(crops[:1])  # shorter than T: padded with itself
+    np.testing.assert_allclose(one, [10 / 255], rtol=1e-5)
+
+
+def test_evaluation_scores_every_frame_of_every_video_from_its_clips(table):
+    from md_csd_tf.training.evaluate import predict_frames
+
+    frames = select(table, split="test")
+    scored = predict_frames(MeanPixelClip(), frames, batch_size=3, verbose=0)
+    assert len(scored) == len(frames) and scored["prob"].notna().all()
+    rows = [0, 1]  # the first video's first clip: frames 0 and 1 share its score
+    assert scored["prob"].iloc[rows[0]] == pytest.approx(scored["prob"].iloc[rows[1]])
+    crops = [decode_crop(tf.constant(p), SIZE).numpy() for p in frames["abs_path"][:2]]
+    assert scored["prob"].iloc[0] == pytest.approx(np.mean(crops) / 255, rel=1e-5)

@@ -27,47 +27,62 @@ from md_csd_tf.data.pipeline import AUTOTUNE, PipelineConfig, augment, decode_cr
 VIDEO_KEYS = ("dataset", "split", "method", "compression", "video_id")
 
 
-def clip_table(frames: pd.DataFrame, clip_frames: int, stride: int | None = None):
-    """The clips of every video: `(paths (N, T), frame_labels (N, T), video_labels (N,),
-    video_of_clip (N,), videos)`.
+def clip_starts(length: int, clip_frames: int, stride: int | None = None, cover: bool = False):
+    """First frames of the clips of a video of `length` >= T frames: every `stride` (None = T),
+    plus, with `cover`, one ending at the last frame when the stride leaves a tail."""
+    starts = list(range(0, length - clip_frames + 1, stride or clip_frames))
+    if cover and starts[-1] + clip_frames < length:
+        starts.append(length - clip_frames)
+    return starts
+
+
+def clip_rows(frames: pd.DataFrame, clip_frames: int, stride: int | None = None,
+              cover: bool = False):  # fmt: skip
+    """Positions (into `frames`) of the rows of every clip: `(rows (N, T), video_of_clip (N,),
+    videos)`, videos in key order, frames in `frame_index` order.
 
     Args:
-        frames: manifest rows (`abs_path`, `label`, `frame_index`, the video key columns).
+        frames: manifest rows (`frame_index` and the video key columns).
         clip_frames: T, frames per clip.
-        stride: start-to-start distance of consecutive clips; None = T (disjoint clips, so an
-            evaluation scores every frame once).
+        stride: start-to-start distance of consecutive clips; None = T (disjoint clips).
+        cover: add a last clip ending at the video's last frame when the stride leaves a tail,
+            so every frame is in some clip (evaluation).
 
     Returns:
-        Arrays as above; `videos` is a DataFrame of the video keys and label, one row per video,
-        indexed by `video_of_clip`.
+        `videos` is a DataFrame of the video keys and label, one row per video, indexed by
+        `video_of_clip`.
     """
     if clip_frames < 1:
         raise ValueError(f"clip_frames must be at least 1, got {clip_frames}")
     stride = stride or clip_frames
     keys = [c for c in VIDEO_KEYS if c in frames.columns]
-    paths, frame_labels, video_labels, owners, videos = [], [], [], [], []
-    ordered = frames.sort_values([*keys, "frame_index"], kind="stable")
+    table = frames.reset_index(drop=True).assign(_row=np.arange(len(frames)))
+    ordered = table.sort_values([*keys, "frame_index"], kind="stable")
+    rows, owners, videos = [], [], []
     for number, (key, video) in enumerate(ordered.groupby(keys, sort=False)):
-        video_paths = video["abs_path"].to_numpy(dtype=str)
-        labels = video["label"].to_numpy(dtype=np.float32)
-        if len(video_paths) < clip_frames:  # pad by the last frame: every video gets a score
-            pad = clip_frames - len(video_paths)
-            video_paths = np.concatenate([video_paths, np.repeat(video_paths[-1:], pad)])
-            labels = np.concatenate([labels, np.repeat(labels[-1:], pad)])
-        for start in range(0, len(video_paths) - clip_frames + 1, stride):
-            paths.append(video_paths[start : start + clip_frames])
-            frame_labels.append(labels[start : start + clip_frames])
-            video_labels.append(float(labels.max()))  # a video is fake if any frame is
+        positions = video["_row"].to_numpy()
+        if len(positions) < clip_frames:  # pad by the last frame: every video gets a score
+            positions = np.concatenate(
+                [positions, np.repeat(positions[-1:], clip_frames - len(positions))]
+            )
+        for begin in clip_starts(len(positions), clip_frames, stride, cover):
+            rows.append(positions[begin : begin + clip_frames])
             owners.append(number)
         names = key if isinstance(key, tuple) else (key,)
-        videos.append({**dict(zip(keys, names, strict=True)), "label": int(labels.max())})
-    return (
-        np.stack(paths),
-        np.stack(frame_labels),
-        np.asarray(video_labels, np.float32),
-        np.asarray(owners, np.int64),
-        pd.DataFrame(videos),
-    )
+        label = int(video["label"].max())  # a video is fake if any frame is
+        videos.append({**dict(zip(keys, names, strict=True)), "label": label})
+    return np.stack(rows), np.asarray(owners, np.int64), pd.DataFrame(videos)
+
+
+def clip_table(frames: pd.DataFrame, clip_frames: int, stride: int | None = None,
+               cover: bool = False):  # fmt: skip
+    """The clips of every video (see `clip_rows`): `(paths (N, T), frame_labels (N, T),
+    video_labels (N,), video_of_clip (N,), videos)`."""
+    rows, owners, videos = clip_rows(frames, clip_frames, stride, cover)
+    paths = frames["abs_path"].to_numpy(dtype=str)[rows]
+    frame_labels = frames["label"].to_numpy(dtype=np.float32)[rows]
+    video_labels = videos["label"].to_numpy(dtype=np.float32)[owners]
+    return paths, frame_labels, video_labels, owners, videos
 
 
 def _clips_dataset(paths, frame_labels, video_labels) -> tf.data.Dataset:
@@ -85,11 +100,14 @@ def make_clip_dataset(
 
     Training: shuffled over every clip of every video, infinite, balanced real/fake clips when
     `config.balance`, augmented (one seed per clip). Evaluation: every clip in `clip_table`
-    order, one pass, unaugmented.
+    order (`cover=True`: a tail shorter than the stride gets a last, overlapping clip), one
+    pass, unaugmented.
     """
     if frames.empty:
         raise ValueError("make_clip_dataset got no frames.")
-    paths, frame_labels, video_labels, _, _ = clip_table(frames, clip_frames, stride)
+    paths, frame_labels, video_labels, _, _ = clip_table(
+        frames, clip_frames, stride, cover=not training
+    )
     if training:
         parts = []
         classes = (0.0, 1.0) if config.balance and len(np.unique(video_labels)) == 2 else (None,)
@@ -143,3 +161,25 @@ def clip_steps_per_epoch(frames: pd.DataFrame, config: PipelineConfig, clip_fram
     counts = np.unique(video_labels, return_counts=True)[1]
     n = 2 * int(counts.min()) if config.balance and len(counts) == 2 else len(video_labels)
     return max(1, n // config.batch_size)
+
+
+def predict_clip_frames(model, frames: pd.DataFrame, batch_size: int = 32, verbose: int = 1):
+    """`frames` with a `prob` column from a clip detector: every clip of every video scored
+    (disjoint runs of T, plus one ending at the last frame), and each frame given the mean
+    probability of the clips holding it; a video's mean over frames is then its clips' score."""
+    config = PipelineConfig(
+        image_size=model.image_size,
+        transform=model.transform,
+        branches=tuple(model.branches),
+        batch_size=batch_size,
+    )
+    rows, _, _ = clip_rows(frames, model.clip_frames, cover=True)
+    dataset = make_clip_dataset(frames, config, model.clip_frames, training=False)
+    probs = np.asarray(model.predict(dataset, verbose=verbose), np.float64).reshape(-1)
+    totals = np.zeros(len(frames))
+    counts = np.zeros(len(frames))
+    np.add.at(totals, rows, probs[:, None])
+    np.add.at(counts, rows, 1.0)
+    scored = frames.copy()
+    scored["prob"] = totals / counts
+    return scored

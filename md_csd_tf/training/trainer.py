@@ -29,6 +29,7 @@ import pandas as pd
 import tensorflow as tf
 
 from md_csd_tf._version import __version__
+from md_csd_tf.data.clips import clip_steps_per_epoch, make_clip_dataset
 from md_csd_tf.data.manifest import check_crops_exist, read_manifest, select
 from md_csd_tf.data.pipeline import (
     PipelineConfig,
@@ -481,9 +482,15 @@ def _train(config: TrainConfig) -> TrainResult:
         apply_multi_worker_fixes(model, strategy)
 
     pipeline = dataclasses.replace(config.pipeline(model), seed=config.seed + epoch_offset)
-    train_data = make_dataset(train_frames, pipeline, training=True)
-    val_data = make_dataset(val_frames, pipeline, training=False)
-    steps = config.steps_per_epoch or steps_per_epoch(train_frames, pipeline)
+    clip_frames = get_entry(config.detector).recipe.clip_frames
+    if clip_frames:  # the detector reads clips of T consecutive crops of one video
+        train_data = make_clip_dataset(train_frames, pipeline, clip_frames, training=True)
+        val_data = make_clip_dataset(val_frames, pipeline, clip_frames, training=False)
+        steps = config.steps_per_epoch or clip_steps_per_epoch(train_frames, pipeline, clip_frames)
+    else:
+        train_data = make_dataset(train_frames, pipeline, training=True)
+        val_data = make_dataset(val_frames, pipeline, training=False)
+        steps = config.steps_per_epoch or steps_per_epoch(train_frames, pipeline)
 
     state = resumed or {"epoch": 0, "best_val_accuracy": -math.inf, "best_epoch": 0, "history": []}
     plateau = None
