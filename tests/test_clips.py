@@ -79,7 +79,7 @@ class MeanPixelClip:
     """A stand-in clip detector: P(fake) = mean pixel of the clip / 255 (checkable by hand)."""
 
     detector, branches, transform, image_size, clip_frames, crop_size = (
-        None, ("rgb",), "dct", SIZE, 2, None,
+        "stand_in", ("rgb",), "dct", SIZE, 2, None,
     )  # fmt: skip
 
     def __call__(self, inputs, training=False):
@@ -101,6 +101,10 @@ def test_a_video_is_scored_over_every_clip_and_each_frame_gets_its_clips_mean():
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
     one = detector.predict_clip_crops(crops[:1])  # shorter than T: padded with itself
     np.testing.assert_allclose(one, [10 / 255], rtol=1e-5)
+    from md_csd_tf.errors import UserError
+
+    with pytest.raises(UserError, match="clips of 2 consecutive frames.*pass a video"):
+        detector.predict_crops(crops)  # a single crop or image has no clip to score
 
 
 def test_evaluation_scores_every_frame_of_every_video_from_its_clips(table):

@@ -276,6 +276,11 @@ class Detector:
         Returns:
             float32 array `(N,)`.
         """
+        if getattr(self.model, "clip_frames", None):
+            raise UserError(
+                f"{self.model.detector} scores clips of {self.model.clip_frames} consecutive "
+                "frames, not single crops or images: pass a video."
+            )
         crops = fit_crops([_to_rgb_uint8(c, "rgb") for c in crops], self.image_size)
         scores = []
         for start in range(0, len(crops), self.batch_size):
