@@ -75,7 +75,9 @@ class Recipe:
         stages: the schedule, when not one stage of `epochs` on every layer.
         plateau: (factor, patience) of the learning-rate cut on a val-loss plateau, or None.
         video_aggregate: how frame scores become a video score: "mean" or "vote".
-        clip_frames: frames per clip for detectors that read several frames at once.
+        clip_frames: T, for detectors that read clips of T consecutive crops of one video
+            (`dual_level`): the trainer feeds `md_csd_tf.data.clips` batches, evaluation and
+            predict score every run of T crops. None: single frames.
         ensemble: models trained on disjoint chunks and combined by vote (1 = one model).
         parameters: trainable + non-trainable parameters at `image_size` with the default
             options (a test builds the model and checks it); None if not recorded.
@@ -98,7 +100,7 @@ class Recipe:
     stages: tuple[Stage, ...] = ()
     plateau: tuple[float, int] | None = None
     video_aggregate: str = "mean"
-    clip_frames: int | None = None
+    clip_frames: int | None = None  # read by the trainer, evaluation, predict and export
     ensemble: int = 1
     parameters: int | None = None
     init: str | None = "imagenet"
