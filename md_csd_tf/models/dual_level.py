@@ -243,6 +243,7 @@ RECIPE = Recipe(
     plateau=(0.2, 3),
     video_aggregate="mean",  # mean of the clips' video-head probabilities
     clip_frames=8,
+    parameters=26_148_738,  # ResNet-50 23,587,712 + GRUs + heads; independent of T
 )
 
 register(
