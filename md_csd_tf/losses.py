@@ -1,7 +1,7 @@
 """Losses a recipe or `--loss` can name beyond Keras' own (see `training/recipe.py`'s `LOSSES`).
 
 `AUCLoss` is the class-imbalance loss of Pu et al., "Learning a deep dual-level network for robust
-DeepFake detection", Pattern Recognition 2022 (Sec. 3.3): a convex mix of binary cross-entropy and
+DeepFake detection", Pattern Recognition 2022 (Sec. 3, its AUC loss): a convex mix of binary cross-entropy and
 a pairwise squared-hinge surrogate of the ROC AUC, so the gradient does not vanish when real faces
 are few (the AUC term weighs every (fake, real) pair alike, whatever the class ratio).
 """
@@ -25,7 +25,7 @@ def pairwise_auc_hinge(labels, probabilities, gamma: float = 0.15, p: float = 2.
         p: the power of the hinge (2: squared hinge, the paper's).
 
     Reference:
-        Pu et al., Pattern Recognition 2022, Sec. 3.3 (the AUC surrogate). Sign chosen so fakes
+        Pu et al., Pattern Recognition 2022, Sec. 3 (the AUC loss). Sign chosen so fakes
         rank above reals, the same direction as the BCE on label 1 = fake; the authors'
         published `utils/aucloss.py` ranks the other way relative to its BCE, which makes the
         two terms pull apart.
@@ -54,7 +54,7 @@ class AUCLoss(keras.losses.Loss):
         name: Keras' (the trainer logs it as "loss").
 
     Reference:
-        Pu et al., Pattern Recognition 2022, Sec. 3.3 and Sec. 4.2 (alpha, gamma, p).
+        Pu et al., Pattern Recognition 2022, Sec. 3 (the loss) and its experiments (alpha, gamma, p).
     """
 
     def __init__(

@@ -6,7 +6,7 @@ Forgery Detection", CVPR 2022). The main alternative to MD-CSD's cross-stitch fu
 frequency: the two modalities meet by attention rather than by learned linear mixing.
 
     crop (B, S, S, 3), pixels 0..255
-    -> x / 127.5 - 1, + white noise N(0, noise_std) in training only (RECCE Sec. 3.1)
+    -> x / 127.5 - 1, + white noise N(0, noise_std) in training only (RECCE Sec. 3)
     -> Xception entry flow (blocks 1-4, ImageNet)        encoder features (B, h, w, 728)
        |-> decoder: 4 x (upsample 2, conv 3x3), resize to S, conv 1x1, tanh: reconstruction
        |-> 1x1 conv to `dim`: the RGB stream R
@@ -16,7 +16,7 @@ frequency: the two modalities meet by attention rather than by learned linear mi
        across the h*w positions, 3x3 conv, residual on R
     -> global average pooling: the embedding (B, dim)  -> Dense 1, sigmoid: P(fake)
 
-Losses (RECCE Sec. 3.4, its weights): BCE + 0.1 * reconstruction (L1 on real faces only: the
+Losses (RECCE Sec. 3, its weights): BCE + 0.1 * reconstruction (L1 on real faces only: the
 network learns to reconstruct the distribution of real faces, so fakes reconstruct badly)
 + 0.1 * metric (on the L2-normalised embeddings: real faces pulled together, fakes pushed
 away from them).
@@ -146,7 +146,7 @@ class CrossModalityFusion(keras.layers.Layer):
 def real_reconstruction_loss(labels, reconstruction, target) -> tf.Tensor:
     """Mean L1 between reconstruction and input over the real faces (label 0) only; 0 if none.
 
-    Reference: RECCE Sec. 3.2: reconstruction learning on real faces.
+    Reference: RECCE Sec. 3: reconstruction learning on real faces.
     """
     real = tf.cast(tf.reshape(labels, [-1]) < 0.5, tf.float32)
     per_sample = tf.reduce_mean(
@@ -158,7 +158,7 @@ def real_reconstruction_loss(labels, reconstruction, target) -> tf.Tensor:
 def real_compact_metric_loss(labels, embeddings) -> tf.Tensor:
     """Mean (1 - cos) over pairs of distinct reals + mean max(0, cos) over (real, fake) pairs.
 
-    Reference: RECCE Sec. 3.2 (metric learning: reals compact, fakes apart); see module notes.
+    Reference: RECCE Sec. 3 (metric learning: reals compact, fakes apart); see module notes.
     """
     labels = tf.reshape(labels, [-1])
     unit = tf.math.l2_normalize(tf.cast(embeddings, tf.float32), axis=-1)
@@ -395,7 +395,7 @@ RECIPE = Recipe(
     image_size=299,  # RECCE's input side (Xception's)
     inputs=("rgb",),
     normalisation="RGB x/127.5-1 (Xception), + N(0, 0.1) noise in training",
-    loss="model",  # BCE + 0.1 real-only reconstruction + 0.1 metric (RECCE Sec. 3.4)
+    loss="model",  # BCE + 0.1 real-only reconstruction + 0.1 metric (RECCE Sec. 3)
     optimizer="adam",
     learning_rate=2e-4,  # our choice: the project's Adam rate (the README gives none)
     batch_size=32,

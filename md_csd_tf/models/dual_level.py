@@ -11,7 +11,7 @@ network for robust DeepFake detection", Pattern Recognition 130, 2022 (Sec. 3; t
     -> frame head: Dense 1, sigmoid per step: P(frame is fake)               (B, T, 1)
     -> video head: Dense 1, sigmoid on the last step: P(video is fake)      (B, 1)
 
-Loss (Sec. 3.3): 0.6 x video-level + 0.4 x frame-level, each the paper's AUC loss
+Loss (Sec. 3): 0.6 x video-level + 0.4 x frame-level, each the paper's AUC loss
 (`md_csd_tf.losses.AUCLoss`: 0.5 BCE + 0.5 pairwise squared hinge, gamma 0.15), which keeps the
 gradient alive under the real/fake imbalance. `level_loss="bce"` uses plain BCE at both levels.
 
@@ -94,7 +94,7 @@ class DualLevel(keras.Model):
         name, trainable: Keras'.
 
     Reference:
-        Pu et al., Pattern Recognition 2022, Sec. 3.1-3.3.
+        Pu et al., Pattern Recognition 2022, Sec. 3.
     """
 
     detector = "dual_level"
@@ -235,7 +235,7 @@ RECIPE = Recipe(
     image_size=224,  # ResNet-50's ImageNet input
     inputs=("rgb",),
     normalisation="RGB -> BGR, ImageNet mean subtracted (ResNet-50 caffe)",
-    loss="model",  # 0.6 video + 0.4 frame, each the AUC loss (Sec. 3.3)
+    loss="model",  # 0.6 video + 0.4 frame, each the AUC loss (Sec. 3)
     optimizer="adam",
     learning_rate=1e-4,  # our choice for a pretrained ResNet under an RNN (see docs)
     batch_size=8,  # clips of 8 frames: 64 crops per step
