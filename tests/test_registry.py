@@ -42,6 +42,8 @@ def test_every_detector_trains_saves_and_exports(name, tmp_path):
     assert model.detector == name and model.image_size == SIZE
     assert tuple(model.branches) == tuple(recipe.inputs)
     crops, labels = tiny_batch()
+    if recipe.clip_frames:  # a clip detector reads (4, T, ...): each crop drifting over T frames
+        crops = np.stack([np.roll(crops, t, axis=2) for t in range(recipe.clip_frames)], axis=1)
     inputs = model_inputs(model, crops)
     probs = model(inputs, training=False).numpy()
     assert probs.shape == (4, 1) and np.all(np.isfinite(probs))

@@ -41,6 +41,9 @@ def crops_to_inputs(
 ) -> dict[str, tf.Tensor]:
     """Face crops `(…, H, W, 3)` (uint8 or float pixels 0..255) to `{"rgb", "freq"}` tensors.
 
+    Any leading dims: a clip batch `(B, T, H, W, 3)` is flattened to `(B * T, H, W, 3)` around
+    the resize and the transform (which take at most 4 dims) and reshaped back.
+
     Pure TensorFlow: works eagerly, inside `tf.data.Dataset.map` and in an exported
     SavedModel signature.
 
@@ -55,6 +58,21 @@ def crops_to_inputs(
     Returns:
         A dict with a float32 entry per branch.
     """
+    crops = tf.convert_to_tensor(crops)
+    if crops.shape.rank > 4:  # clips (B, T, H, W, 3): resize and transforms take <= 4 dims
+        leading = tf.shape(crops)[:-3]
+        flat = crops_to_inputs(
+            tf.reshape(crops, tf.concat([[-1], tf.shape(crops)[-3:]], 0)),
+            transform,
+            branches,
+            image_size,
+        )
+        shaped = {}
+        for key, value in flat.items():
+            shaped[key] = tf.reshape(value, tf.concat([leading, tf.shape(value)[1:]], 0))
+            # Keep what is known statically (T, H, W): Keras inputs check it when traced.
+            shaped[key].set_shape(crops.shape[:-3].concatenate(value.shape[1:]))
+        return shaped
     if image_size is not None:
         crops = resize_crop(crops, image_size)
     pixels = tf.cast(crops, tf.float32)

@@ -283,6 +283,11 @@ class Detector:
         Returns:
             float32 array `(N,)`.
         """
+        if getattr(self.model, "clip_frames", None):
+            raise UserError(
+                f"{self.model.detector} scores clips of {self.model.clip_frames} consecutive "
+                "frames, not single crops or images: pass a video."
+            )
         crops = fit_crops([_to_rgb_uint8(c, "rgb") for c in crops], self.image_size)
         scores = []
         for start in range(0, len(crops), self.batch_size):
@@ -300,6 +305,40 @@ class Detector:
             self.timings["model"] += time.perf_counter() - middle
             scores.append(probs)
         return np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32)
+
+    def predict_clip_crops(self, crops) -> np.ndarray:
+        """A clip detector's scores of consecutive crops of one video: the crops cut into runs
+        of T (`clip_starts`, the last run ending at the last crop; fewer than T crops are
+        padded with the last), each run scored, each crop given the mean of its runs' scores.
+
+        Args:
+            crops: `(N, H, W, 3)` consecutive face crops of one video, as `predict_crops`.
+
+        Returns:
+            float32 array `(N,)`; their mean is the video's score at `aggregate="mean"`.
+        """
+        from md_csd_tf.data.clips import clip_starts
+
+        crops = fit_crops([_to_rgb_uint8(c, "rgb") for c in crops], self.image_size)
+        if len(crops) == 0:
+            return np.zeros(0, np.float32)
+        frames = int(self.model.clip_frames)
+        positions = np.arange(len(crops))
+        if len(crops) < frames:
+            positions = np.concatenate([positions, np.repeat(positions[-1:], frames - len(crops))])
+        rows = np.stack(
+            [positions[s : s + frames] for s in clip_starts(len(positions), frames, cover=True)]
+        )
+        probs = []
+        for start in range(0, len(rows), self.batch_size):
+            clips = tf.constant(crops[rows[start : start + self.batch_size]])
+            inputs = crops_to_inputs(clips, self.model.transform, self.model.branches)
+            probs.append(self.model(inputs, training=False).numpy()[:, 0])
+        probs = np.concatenate(probs)
+        totals, counts = np.zeros(len(crops)), np.zeros(len(crops))
+        np.add.at(totals, rows, probs[:, None])
+        np.add.at(counts, rows, 1.0)
+        return (totals / counts).astype(np.float32)
 
     # -- images ---------------------------------------------------------------------------------
 
@@ -415,7 +454,10 @@ class Detector:
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
         crops, indices, boxes, sampled = self.video_crops(path, frames, sampling, every_k)
-        scores = self.predict_crops(crops)
+        if getattr(self.model, "clip_frames", None):  # a clip detector scores runs of T crops
+            scores = self.predict_clip_crops(crops)
+        else:
+            scores = self.predict_crops(crops)
         score = video_score(scores, aggregate, threshold)
         # A vote score is a fraction of frames: "fake" means more than half voted fake.
         cut = 0.5 if aggregate == "vote" else threshold

@@ -38,6 +38,9 @@ def export_saved_model(model, out_dir: str | os.PathLike) -> Path:
     """
     out_dir = Path(out_dir)
     size = int(model.image_size)
+    # A clip detector (`clip_frames` T) serves clips (N, T, H, W, 3); others single crops.
+    clip_frames = getattr(model, "clip_frames", None)
+    crops_shape = (None, *((clip_frames,) if clip_frames else ()), None, None, 3)
 
     def serve(crops):
         # Resizing a crop already at `size` is the identity (bilinear at the same grid), so
@@ -53,7 +56,7 @@ def export_saved_model(model, out_dir: str | os.PathLike) -> Path:
     archive.add_endpoint(
         name="serve",
         fn=serve,
-        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name="crops")],
+        input_signature=[tf.TensorSpec(crops_shape, tf.uint8, name="crops")],
     )
     archive.write_out(os.fspath(out_dir), verbose=False)
     return out_dir

@@ -12,6 +12,9 @@ Every built model honours one contract, so the rest of the package treats them a
 - it has the attributes `detector` (its registry name), `image_size`, `branches` (the inputs
   it takes, a tuple of "rgb"/"freq"), `transform` and `crop_size` (the side of the training
   crops, None = `image_size`), all stored in its config.
+- a clip detector (recipe `clip_frames` = T) reads `"rgb"` of shape `(batch, T, size, size, 3)`
+  (T consecutive crops of one video) and has the attribute `clip_frames`; its `(batch, 1)` is
+  the clip's P(fake).
 
 Example:
     >>> from md_csd_tf import build_detector, list_detectors
@@ -37,6 +40,8 @@ DETECTOR_MODULES = (
     "md_csd_tf.models.efficientnet",
     "md_csd_tf.models.f3net",
     "md_csd_tf.models.xception_metric",
+    "md_csd_tf.models.attention_net",
+    "md_csd_tf.models.dual_level",
 )
 
 
@@ -70,6 +75,9 @@ class Recipe:
         stages: the schedule, when not one stage of `epochs` on every layer.
         plateau: (factor, patience) of the learning-rate cut on a val-loss plateau, or None.
         video_aggregate: how frame scores become a video score: "mean" or "vote".
+        clip_frames: T, for detectors that read clips of T consecutive crops of one video
+            (`dual_level`): the trainer feeds `md_csd_tf.data.clips` batches, evaluation and
+            predict score every run of T crops. None: single frames.
         ensemble: models trained on disjoint chunks and combined by vote (1 = one model).
         parameters: trainable + non-trainable parameters at `image_size` with the default
             options (a test builds the model and checks it); None if not recorded.
@@ -93,6 +101,7 @@ class Recipe:
     stages: tuple[Stage, ...] = ()
     plateau: tuple[float, int] | None = None
     video_aggregate: str = "mean"
+    clip_frames: int | None = None  # read by the trainer, evaluation, predict and export
     ensemble: int = 1
     parameters: int | None = None
     init: str | None = "imagenet"

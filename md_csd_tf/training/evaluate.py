@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from md_csd_tf.data.clips import predict_clip_frames
 from md_csd_tf.data.manifest import REQUIRED_COLUMNS, check_crops_exist
 from md_csd_tf.data.pipeline import PipelineConfig, make_dataset
 from md_csd_tf.training.metrics import evaluate_predictions, write_evaluation
@@ -15,7 +16,10 @@ from md_csd_tf.training.metrics import evaluate_predictions, write_evaluation
 def predict_frames(
     model, frames: pd.DataFrame, batch_size: int = 32, verbose: int = 1
 ) -> pd.DataFrame:
-    """`frames` with a `prob` column: the model's fake probability for every crop, in order."""
+    """`frames` with a `prob` column: the model's fake probability for every crop, in order
+    (a clip detector's: the mean over the clips holding the crop, `predict_clip_frames`)."""
+    if getattr(model, "clip_frames", None):
+        return predict_clip_frames(model, frames, batch_size, verbose)
     config = PipelineConfig(
         image_size=model.image_size,
         transform=model.transform,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from md_csd_tf.losses import AUCLoss
 from md_csd_tf.training.grouped_adam import GroupedAdam
 
 #: Losses a recipe (or `--loss`) may name, on P(fake) with label 1 = fake. "model": the model
@@ -11,6 +12,7 @@ from md_csd_tf.training.grouped_adam import GroupedAdam
 LOSSES = {
     "bce": lambda: keras.losses.BinaryCrossentropy(name="loss"),  # the paper's cross-entropy
     "mse": lambda: keras.losses.MeanSquaredError(name="loss"),  # MesoNet's, as published
+    "auc": lambda: AUCLoss(name="loss"),  # Pu et al. 2022's BCE + AUC surrogate (imbalance)
 }
 
 

@@ -29,6 +29,7 @@ import pandas as pd
 import tensorflow as tf
 
 from md_csd_tf._version import __version__
+from md_csd_tf.data.clips import clip_steps_per_epoch, make_clip_dataset
 from md_csd_tf.data.manifest import check_crops_exist, read_manifest, select
 from md_csd_tf.data.pipeline import (
     PipelineConfig,
@@ -75,7 +76,7 @@ class TrainConfig:
             head-only stage first (`Recipe.schedule`).
         batch_size: global batch (None: the recipe's; 32 in the paper).
         base_lr / stitch_lr: the recipe's learning rate and second rate (MD-CSD's stitches).
-        loss: None (the recipe's) or a loss name to train with instead ("bce", "mse").
+        loss: None (the recipe's) or a loss name to train with instead ("bce", "mse", "auc").
         ensemble: K models on K balanced chunks of the training videos, scored by their vote
             (`training.ensemble`); None: the recipe's (1 for all but `xception_metric`).
         plateau_factor / plateau_patience: the learning-rate cut on a val-loss plateau (None:
@@ -493,9 +494,15 @@ def _train(config: TrainConfig) -> TrainResult:
         apply_multi_worker_fixes(model, strategy)
 
     pipeline = dataclasses.replace(config.pipeline(model), seed=config.seed + epoch_offset)
-    train_data = make_dataset(train_frames, pipeline, training=True)
-    val_data = make_dataset(val_frames, pipeline, training=False)
-    steps = config.steps_per_epoch or steps_per_epoch(train_frames, pipeline)
+    clip_frames = get_entry(config.detector).recipe.clip_frames
+    if clip_frames:  # the detector reads clips of T consecutive crops of one video
+        train_data = make_clip_dataset(train_frames, pipeline, clip_frames, training=True)
+        val_data = make_clip_dataset(val_frames, pipeline, clip_frames, training=False)
+        steps = config.steps_per_epoch or clip_steps_per_epoch(train_frames, pipeline, clip_frames)
+    else:
+        train_data = make_dataset(train_frames, pipeline, training=True)
+        val_data = make_dataset(val_frames, pipeline, training=False)
+        steps = config.steps_per_epoch or steps_per_epoch(train_frames, pipeline)
 
     state = resumed or {"epoch": 0, "best_val_accuracy": -math.inf, "best_epoch": 0, "history": []}
     plateau = None
