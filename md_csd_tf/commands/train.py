@@ -48,6 +48,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--run-eagerly", action="store_true", help="no graph tracing (CPU debugging)"
     )
     parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument(
+        "--fakes", type=_fakes, default="dataset",
+        help="training fakes: dataset (default, the paper), sbi, fwa or xray (pseudo-fakes made "
+        "on the fly from real frames; needs `md-csd prepare --landmarks`), or a mix such as "
+        "dataset+sbi; validation keeps the dataset's fakes",
+    )  # fmt: skip
+
+
+def _fakes(text: str) -> str:
+    from md_csd_tf.data.pseudo_fakes import parse_fakes
+    from md_csd_tf.errors import UserError
+
+    try:
+        return "+".join(parse_fakes(text))
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _losses():
@@ -163,6 +179,7 @@ def config_from_args(args):
         mixed_precision=args.mixed_precision,
         run_eagerly=args.run_eagerly,
         seed=args.seed,
+        fakes=args.fakes,
     )
 
 
