@@ -138,6 +138,7 @@ def given_settings(
         "epochs",
         "batch_size",
         "flip",
+        "fakes",
     ),
 ) -> dict:
     """The TrainConfig fields among `names` that were given on the command line (not None)."""
@@ -146,6 +147,8 @@ def given_settings(
     }
     if isinstance(settings.get("weights"), str) and settings["weights"].lower() == "none":
         settings["weights"] = None
+    if settings.get("fakes") == "dataset":  # the default: keeps the paper-way runs' folder names
+        del settings["fakes"]
     return settings
 
 
@@ -209,6 +212,11 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, model: bool = True
     if model:
         add_model_arguments(parser, defaults=False)
         add_augment_arguments(parser, defaults=False)
+        parser.add_argument(
+            "--fakes", type=_fakes, default=None,
+            help="training fakes: dataset (default, the paper), sbi, fwa, xray (pseudo-fakes "
+            "from real frames only) or a mix such as dataset+sbi",
+        )  # fmt: skip
 
 
 def experiment_inputs(args) -> tuple[str, str, dict, str]:
