@@ -154,11 +154,24 @@ def affine_jitter(image: tf.Tensor, seed: tf.Tensor, shift: float, scale: float)
     seeds = tf.random.experimental.stateless_split(seed, 2)
     offset = _uniform(seeds[0], -shift, shift, (2,)) * size
     zoom = _uniform(seeds[1], 1.0 - scale, 1.0 + scale)
-    x, y = _pixel_grid(size)
     centre = (size - 1) / 2.0
-    return bilinear_sample(
-        image, (x - centre) / zoom + centre - offset[0], (y - centre) / zoom + centre - offset[1]
-    )
+    # Output pixel (x, y) reads input ((x - c) / zoom + c - dx, (y - c) / zoom + c - dy): the
+    # projective-transform op's [a0 a1 a2 b0 b1 b2 c0 c1] form. It is the op behind Keras'
+    # RandomTranslation/RandomZoom and ~5x faster than our gather-based sampler at 299 px.
+    inverse = 1.0 / zoom
+    transform = tf.stack([
+        inverse, 0.0, centre - centre * inverse - offset[0],
+        0.0, inverse, centre - centre * inverse - offset[1],
+        0.0, 0.0,
+    ])[None]  # fmt: skip
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None],
+        transforms=tf.cast(transform, tf.float32),
+        output_shape=tf.constant([size, size]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="NEAREST",
+    )[0]
 
 
 def _blend(frame: tf.Tensor, source: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -176,16 +189,24 @@ def _soft_mask(
 
     The threshold step is SBI's (Sec. 3.2): blurring then keeping only the pixels above a random
     level shrinks or grows the region smoothly, and a second blur softens its edge.
+
+    The mask is made at a quarter of the side and resized up (bilinear): it is smooth at that
+    scale after blurring, and this cuts the cost of the deformation and blurs 16x, which is what
+    lets the generators keep up with training (docs/generalisation.md).
     """
     seeds = tf.random.experimental.stateless_split(seed, 5)
-    radius = int(math.ceil(3 * blur[1] * size))
-    mask = hull_mask(landmarks, size)
-    mask = elastic_deform(mask, seeds[0], deform * size)
-    mask = gaussian_blur(mask, _uniform(seeds[1], *blur) * size, radius)
+    work = max(32, size // 4)
+    factor = work / size
+    radius = int(math.ceil(3 * blur[1] * work))
+    mask = hull_mask(landmarks * factor, work)
+    mask = elastic_deform(mask, seeds[0], deform * work)
+    mask = gaussian_blur(mask, _uniform(seeds[1], *blur) * work, radius)
     if threshold:
         level = _uniform(seeds[2], 0.2, 0.8)
         mask = tf.cast(mask > level, tf.float32)
-        mask = gaussian_blur(mask, _uniform(seeds[3], *blur) * size, radius)
+        mask = gaussian_blur(mask, _uniform(seeds[3], *blur) * work, radius)
+    if work != size:
+        mask = tf.image.resize(mask[None], (size, size), method="bilinear")[0]
     # Pixels below 1/255 would change nothing after rounding; zeroing them keeps mask == 0 and
     # "output == frame" the same set of pixels.
     mask = tf.where(mask < 1.0 / 255.0, 0.0, mask)
@@ -211,17 +232,24 @@ def _downscale(image: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
     return tf.image.resize(small, (size, size), method="bilinear")[0]
 
 
-def _frequency_jitter(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """SBI's frequency transforms (Sec. 3.2): downscale-upscale or sharpen, half each."""
-    seeds = tf.random.experimental.stateless_split(seed, 3)
+def _sharpen(image: tf.Tensor) -> tf.Tensor:
     kernel = tf.constant([[0.0, -1.0, 0.0], [-1.0, 5.0, -1.0], [0.0, -1.0, 0.0]])
     kernel = tf.tile(kernel[:, :, None, None], [1, 1, 3, 1])
     padded = tf.pad(image[None], [[0, 0], [1, 1], [1, 1], [0, 0]], "REFLECT")
-    sharp = tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")[0]
+    return tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")[0]
+
+
+def _frequency_jitter(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """SBI's frequency transforms (Sec. 3.2): downscale-upscale or sharpen, half each."""
+    seeds = tf.random.experimental.stateless_split(seed, 3)
     alpha = _uniform(seeds[0], 0.2, 0.5)
-    sharpened = image + alpha * (sharp - image)
-    downscaled = _downscale(image, _uniform(seeds[1], 0.25, 0.5))
-    return tf.cond(_uniform(seeds[2]) < 0.5, lambda: downscaled, lambda: sharpened)
+    factor = _uniform(seeds[1], 0.25, 0.5)
+    # Each branch computes its own result: only the chosen one runs.
+    return tf.cond(
+        _uniform(seeds[2]) < 0.5,
+        lambda: _downscale(image, factor),
+        lambda: image + alpha * (_sharpen(image) - image),
+    )
 
 
 def sbi(frame: tf.Tensor, landmarks: tf.Tensor, seed: tf.Tensor):
