@@ -610,7 +610,8 @@ def leaderboard(
         columns = list(table.columns)
         lines = [
             f"## {title_prefix}Leaderboard: FF++ {compression}, {manipulation} "
-            "(accuracy %, AUC; video level = mean frame probability; Celeb-DF, DFD frame level)",
+            "(accuracy %, AUC; video level = mean frame probability; Celeb-DF, DFD frame level)"
+            + (f"; trained on {settings['fakes']} fakes" if settings.get("fakes") else ""),
             "",
             "| " + " | ".join(columns) + " |",
             "|" + "---|" * len(columns),
