@@ -240,3 +240,15 @@ def test_trainer_with_sbi_reads_only_real_training_frames(crops, tmp_path):
     assert stored["config"]["fakes"] == "sbi" and stored["train_frames"] == n_reals
     with pytest.raises(UserError, match="--fakes"):
         train(dataclasses.replace(config, fakes="gan", out_dir=str(tmp_path / "bad")))
+
+
+def test_fakes_flag_changes_the_run_folder_but_dataset_keeps_the_papers():
+    import argparse
+
+    from md_csd_tf.commands.train import given_settings
+    from md_csd_tf.experiments import SMOKE, Run
+
+    assert "fakes" not in given_settings(argparse.Namespace(fakes="dataset"))
+    settings = {**SMOKE.settings, **given_settings(argparse.Namespace(fakes="sbi"))}
+    assert settings["fakes"] == "sbi"
+    assert Run().folder_name(settings) != Run().folder_name(dict(SMOKE.settings))
