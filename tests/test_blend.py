@@ -252,3 +252,14 @@ def test_fakes_flag_changes_the_run_folder_but_dataset_keeps_the_papers():
     settings = {**SMOKE.settings, **given_settings(argparse.Namespace(fakes="sbi"))}
     assert settings["fakes"] == "sbi"
     assert Run().folder_name(settings) != Run().folder_name(dict(SMOKE.settings))
+
+
+def test_training_steps_show_every_real_once_with_its_pseudo_fake(crops):
+    from md_csd_tf.data.pseudo_fakes import training_steps
+
+    _, table = crops
+    train = table[table["split"] == "train"]
+    config = PipelineConfig(batch_size=4)
+    n_reals = int((train["label"] == 0).sum())
+    assert training_steps(train, config, "sbi") == 2 * n_reals // 4
+    assert training_steps(train, config, "dataset+sbi") == 2 * n_reals // 4  # balanced epoch

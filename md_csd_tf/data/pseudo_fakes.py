@@ -20,7 +20,13 @@ import tensorflow as tf
 
 from md_csd_tf.data import blend
 from md_csd_tf.data.inputs import crops_to_inputs
-from md_csd_tf.data.pipeline import AUTOTUNE, PipelineConfig, decode_crop, make_dataset
+from md_csd_tf.data.pipeline import (
+    AUTOTUNE,
+    PipelineConfig,
+    decode_crop,
+    make_dataset,
+    steps_per_epoch,
+)
 from md_csd_tf.errors import UserError
 
 GENERATORS = ("sbi", "fwa", "xray")
@@ -71,9 +77,12 @@ def nearest_donors(
     return donors
 
 
-def pair_steps(real_frames: int, batch_size: int) -> int:
-    """Batches in one epoch of pairs: every real frame once with its pseudo-fake."""
-    return max(1, 2 * real_frames // batch_size)
+def training_steps(frames: pd.DataFrame, config: PipelineConfig, fakes: str) -> int:
+    """Batches in one training epoch: `pipeline.steps_per_epoch` when the dataset's fakes are a
+    source; otherwise every real frame once with its pseudo-fake (2 x reals / batch)."""
+    if uses_dataset_fakes(fakes):
+        return steps_per_epoch(frames, config)
+    return max(1, 2 * int((frames["label"] == 0).sum()) // config.batch_size)
 
 
 def pseudo_fake_pairs(

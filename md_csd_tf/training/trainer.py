@@ -38,8 +38,8 @@ from md_csd_tf.data.pipeline import (
 )
 from md_csd_tf.data.pseudo_fakes import (
     make_training_dataset,
-    pair_steps,
     parse_fakes,
+    training_steps,
     uses_dataset_fakes,
 )
 from md_csd_tf.errors import UserError
@@ -461,6 +461,10 @@ def _train(config: TrainConfig) -> TrainResult:
     keras.utils.set_random_seed(config.seed + epoch_offset)
     train_frames, val_frames = _load_frames(config)
     check_crops_exist(pd.concat([train_frames, val_frames]), config.manifest)
+    landmarks = None
+    if config.fakes != "dataset":  # read before the model is built: a missing file is one line
+        reals = train_frames[train_frames["label"] == 0]
+        landmarks = read_landmarks(config.manifest, reals["path"])
     write = is_chief()
     if write and resumed is None:
         atomic_write_json(
@@ -503,13 +507,8 @@ def _train(config: TrainConfig) -> TrainResult:
         train_data = make_dataset(train_frames, pipeline, training=True)
         steps = config.steps_per_epoch or steps_per_epoch(train_frames, pipeline)
     else:
-        reals = train_frames[train_frames["label"] == 0]
-        landmarks = read_landmarks(config.manifest, reals["path"])
         train_data = make_training_dataset(train_frames, pipeline, config.fakes, landmarks)
-        full = steps_per_epoch if uses_dataset_fakes(config.fakes) else None
-        steps = config.steps_per_epoch or (
-            full(train_frames, pipeline) if full else pair_steps(len(reals), pipeline.batch_size)
-        )
+        steps = config.steps_per_epoch or training_steps(train_frames, pipeline, config.fakes)
 
     state = resumed or {"epoch": 0, "best_val_accuracy": -math.inf, "best_epoch": 0, "history": []}
     plateau = None
