@@ -1,10 +1,14 @@
 """Input pipeline vs model: can tf.data (decode + on-the-fly log-DCT) keep the trainer fed?
 
     python experiments/benchmark_pipeline.py [--size 299] [--crops 256] [--seconds 20]
+    python experiments/benchmark_pipeline.py --fakes sbi    # pseudo-fakes made on the fly
 
 Prints the pipeline's images/s (PNG decode, flip, log-DCT at the model size, batching; no model)
 beside the full MD-CSD model's training images/s at the same size on this machine. The pipeline
 should be at least 10x faster than the model so that input never limits training. Numbers only.
+With --fakes sbi|fwa|xray the stream is (real, pseudo-fake) pairs made from real crops
+(`data.pseudo_fakes`); half its images are pseudo-fakes. Landmarks are a fixed face outline
+scaled to the crop: the generators' cost does not depend on where the points are.
 """
 
 import argparse
@@ -36,11 +40,28 @@ def write_crops(folder: Path, count: int, size: int) -> "object":
     return pd.DataFrame(rows)
 
 
-def pipeline_rate(frames, size: int, seconds: float, batch: int) -> float:
+def outline_landmarks(count: int):
+    """`count` copies of 68 normalised points: a jaw half-ellipse, brows, the rest centred."""
+    import numpy as np
+
+    t = np.linspace(0, np.pi, 17)
+    jaw = np.stack([0.5 - 0.3 * np.cos(t), 0.45 + 0.4 * np.sin(t)], 1)
+    brows = np.stack([np.linspace(0.22, 0.78, 10), np.full(10, 0.32)], 1)
+    points = np.concatenate([jaw, brows, np.tile([[0.5, 0.55]], (41, 1))]).astype(np.float32)
+    return np.repeat(points[None], count, axis=0)
+
+
+def pipeline_rate(frames, size: int, seconds: float, batch: int, fakes: str = "dataset") -> float:
     from md_csd_tf.data.pipeline import PipelineConfig, make_dataset
+    from md_csd_tf.data.pseudo_fakes import make_training_dataset
 
     config = PipelineConfig(image_size=size, batch_size=batch, shuffle_buffer=len(frames))
-    iterator = iter(make_dataset(frames, config, training=True))
+    if fakes == "dataset":
+        dataset = make_dataset(frames, config, training=True)
+    else:
+        frames = frames.assign(label=0, dataset="bench", video_id=frames.index.astype(str))
+        dataset = make_training_dataset(frames, config, fakes, outline_landmarks(len(frames)))
+    iterator = iter(dataset)
     next(iterator)  # builds the graph of the map function
     images, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -56,19 +77,26 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument("--fakes", default="dataset", help="dataset, sbi, fwa or xray")
+    parser.add_argument("--middle-blocks", type=int, default=8, help="MD-CSD's (8: the paper)")
     args = parser.parse_args(argv)
 
     from md_csd_tf.bench import benchmark_size
 
     with tempfile.TemporaryDirectory() as folder:
         frames = write_crops(Path(folder), args.crops, args.size)
-        pipe = pipeline_rate(frames, args.size, args.seconds, args.batch)
+        pipe = pipeline_rate(frames, args.size, args.seconds, args.batch, args.fakes)
+    what = "decode + flip" if args.fakes == "dataset" else f"decode + {args.fakes} pairs + JPEG"
     print(
-        f"pipeline (decode + flip + log-DCT, {args.size} px): {pipe:.1f} images/s on {os.cpu_count()} CPU threads"
+        f"pipeline ({what} + log-DCT, {args.size} px): {pipe:.1f} images/s on {os.cpu_count()} CPU threads"
     )
+    if args.fakes != "dataset":
+        print(f"  of which pseudo-fakes: {pipe / 2:.1f}/s")
     if args.skip_model:
         return 0
-    model = benchmark_size(args.size, batch=8, seconds=args.seconds)["train_images_per_s"]
+    model = benchmark_size(
+        args.size, batch=8, seconds=args.seconds, middle_blocks=args.middle_blocks
+    )["train_images_per_s"]
     print(f"MD-CSD training ({args.size} px, batch 8): {model:.2f} images/s")
     print(f"pipeline / model: {pipe / model:.0f}x (target >= 10x)")
     return 0

@@ -373,9 +373,15 @@ def _ff_deepfakes_auc(model, manifest, out, batch, verbose, max_frames) -> float
 
 
 def prepare_demo_data(
-    out: str, image_size: int, videos: int = 20, workers: int = 2, progress: bool = True
+    out: str,
+    image_size: int,
+    videos: int = 20,
+    workers: int = 2,
+    progress: bool = True,
+    landmarks: bool = False,
 ) -> str:
-    """Writes the stand-in datasets and their FF++ c23 face crops; returns the manifest path."""
+    """Writes the stand-in datasets and their FF++ c23 face crops (and, with `landmarks`, their
+    68-point landmarks for the pseudo-fake modes); returns the manifest path."""
     from md_csd_tf.prep.extract import ExtractConfig, extract_faces
     from md_csd_tf.prep.synthetic import make_demo_dataset
 
@@ -395,6 +401,7 @@ def prepare_demo_data(
                 splits=("train", "val", "test"),
                 workers=workers,
                 progress=progress,
+                landmarks=landmarks,
             )
         )
     return str(faces / "manifest.csv")
@@ -417,9 +424,12 @@ def demo_setup(out: str | None, smoke: bool, given: Mapping) -> tuple[str, str, 
     out = out or "demo_run"
     if smoke:
         out = str(Path(out) / "smoke")
+    from md_csd_tf.data.pseudo_fakes import parse_fakes
+
     manifest = prepare_demo_data(
         out, settings["image_size"], videos=4 if smoke else 20,
         progress=settings.get("verbose", 1) > 0,
+        landmarks=parse_fakes(settings.get("fakes", "dataset")) != ("dataset",),
     )  # fmt: skip
     return out, manifest, settings
 
@@ -461,7 +471,13 @@ def demo(out: str = "demo_run", smoke: bool = False, **given) -> dict:
         "tables": str(tables),
         "model": str(folder / "best.keras"),
     }
-    atomic_write_json(Path(out) / "demo_summary.json", summary)
+    summary["fakes"] = settings.get("fakes", "dataset")
+    summary["per_family_frame_auc"] = {
+        method: metrics["auc"] for method, metrics in test["frame"]["per_manipulation"].items()
+    }
+    # One summary per training mode, so the paper-way demo and a pseudo-fake one sit side by side.
+    suffix = "" if summary["fakes"] == "dataset" else "_" + summary["fakes"].replace("+", "_")
+    atomic_write_json(Path(out) / f"demo_summary{suffix}.json", summary)
     return summary
 
 
@@ -480,6 +496,14 @@ def format_summary(summary: dict) -> str:
         f"  cross-dataset frame AUC: Celeb-DF stand-in {number(summary['celebdf_frame_auc'])}, "
         f"DFD stand-in {number(summary['dfd_frame_auc'])}",
     ]
+    if summary.get("per_family_frame_auc"):
+        lines.insert(1, f"  training fakes: {summary.get('fakes', 'dataset')}")
+        lines.append(
+            "  frame AUC per fake family: "
+            + ", ".join(
+                f"{k} {number(v)}" for k, v in sorted(summary["per_family_frame_auc"].items())
+            )
+        )
     if real_mean is not None and real_mean > 0.5:
         lines.append(
             "  WARNING: real videos of people the model never saw score as fake on average "
@@ -606,7 +630,8 @@ def leaderboard(
         lines = [
             f"## {title_prefix}Leaderboard: FF++ {compression}, {manipulation} "
             "(accuracy %, AUC; video level = each detector's own video score, `video_score`; "
-            "Celeb-DF, DFD and FF++ Deepfakes (Table III) frame level)",
+            "Celeb-DF, DFD and FF++ Deepfakes (Table III) frame level)"
+            + (f"; trained on {settings['fakes']} fakes" if settings.get("fakes") else ""),
             "",
             "| " + " | ".join(columns) + " |",
             "|" + "---|" * len(columns),

@@ -14,11 +14,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_run", help="folder for data, runs and results")
     parser.add_argument("--epochs", type=positive, default=None, help="default: the demo's 5")
     parser.add_argument("--smoke", action="store_true", help="tiny settings that finish in seconds")
+    parser.add_argument(
+        "--fakes", type=_fakes, default=None,
+        help="training fakes: dataset (default, the paper) or sbi, fwa, xray: pseudo-fakes made "
+        "from the stand-in real videos only, tested on the held-out stand-in fakes",
+    )  # fmt: skip
+
+
+def _fakes(text: str) -> str:
+    from md_csd_tf.commands.train import _fakes as parse
+
+    return parse(text)
 
 
 def run(args: argparse.Namespace) -> int:
     from md_csd_tf import workflows
 
     overrides = {"epochs": args.epochs} if args.epochs else {}
+    if args.fakes and args.fakes != "dataset":
+        overrides["fakes"] = args.fakes
     print(workflows.format_summary(workflows.demo(args.out, smoke=args.smoke, **overrides)))
     return 0

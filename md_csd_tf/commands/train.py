@@ -50,6 +50,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--run-eagerly", action="store_true", help="no graph tracing (CPU debugging)"
     )
     parser.add_argument("--seed", type=non_negative, default=0)
+    parser.add_argument(
+        "--fakes", type=_fakes, default="dataset",
+        help="training fakes: dataset (default, the paper), sbi, fwa or xray (pseudo-fakes made "
+        "on the fly from real frames; needs `md-csd prepare --landmarks`), or a mix such as "
+        "dataset+sbi; validation keeps the dataset's fakes",
+    )  # fmt: skip
+
+
+def _fakes(text: str) -> str:
+    from md_csd_tf.data.pseudo_fakes import parse_fakes
+    from md_csd_tf.errors import UserError
+
+    try:
+        return "+".join(parse_fakes(text))
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _losses():
@@ -124,6 +140,7 @@ def given_settings(
         "epochs",
         "batch_size",
         "flip",
+        "fakes",
     ),
 ) -> dict:
     """The TrainConfig fields among `names` that were given on the command line (not None)."""
@@ -132,6 +149,8 @@ def given_settings(
     }
     if isinstance(settings.get("weights"), str) and settings["weights"].lower() == "none":
         settings["weights"] = None
+    if settings.get("fakes") == "dataset":  # the default: keeps the paper-way runs' folder names
+        del settings["fakes"]
     return settings
 
 
@@ -165,6 +184,7 @@ def config_from_args(args):
         mixed_precision=args.mixed_precision,
         run_eagerly=args.run_eagerly,
         seed=args.seed,
+        fakes=args.fakes,
     )
 
 
@@ -194,6 +214,11 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, model: bool = True
     if model:
         add_model_arguments(parser, defaults=False)
         add_augment_arguments(parser, defaults=False)
+        parser.add_argument(
+            "--fakes", type=_fakes, default=None,
+            help="training fakes: dataset (default, the paper), sbi, fwa, xray (pseudo-fakes "
+            "from real frames only) or a mix such as dataset+sbi",
+        )  # fmt: skip
 
 
 def experiment_inputs(args, fixed: tuple[str, ...] = ()) -> tuple[str, str, dict, str]:

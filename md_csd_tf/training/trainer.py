@@ -37,10 +37,17 @@ from md_csd_tf.data.pipeline import (
     make_dataset,
     steps_per_epoch,
 )
+from md_csd_tf.data.pseudo_fakes import (
+    make_training_dataset,
+    parse_fakes,
+    training_steps,
+    uses_dataset_fakes,
+)
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import OutputLock, atomic_write, atomic_write_json, check_writable
 from md_csd_tf.models.registry import Stage, get_entry
 from md_csd_tf.models.saving import load_model
+from md_csd_tf.prep.landmarks import read_landmarks
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
 from md_csd_tf.training.grouped_adam import unwrap_optimizer
 from md_csd_tf.training.keras_compat import apply_multi_worker_fixes
@@ -91,6 +98,10 @@ class TrainConfig:
         mixed_precision: float16 compute on GPUs.
         run_eagerly: skip graph tracing (useful on CPU for tiny runs and debugging).
         seed: seeds Python, NumPy, TensorFlow and the pipeline.
+        fakes: where training fakes come from (`data.pseudo_fakes`): "dataset" (the paper),
+            "sbi", "fwa" or "xray" (pseudo-fakes made on the fly from the real training frames;
+            the dataset's fakes are not read), or a mix such as "dataset+sbi". Validation keeps
+            the dataset's fakes.
     """
 
     manifest: str
@@ -126,6 +137,7 @@ class TrainConfig:
     run_eagerly: bool = False
     seed: int = 0
     verbose: int = 1
+    fakes: str = "dataset"
 
     def resolved(self) -> TrainConfig:
         """The config with every None the recipe decides filled in from the recipe."""
@@ -235,7 +247,11 @@ def _load_frames(config: TrainConfig):
     )
     train = select(table, split="train", **common)
     val = select(table, split="val", **common)
-    for name, frames in (("train", train), ("val", val)):
+    checked = (("train", train), ("val", val))
+    if not uses_dataset_fakes(config.fakes):  # pseudo-fakes only: the dataset's are not read
+        train = train[train["label"] == 0].reset_index(drop=True)
+        checked = checked[1:]
+    for name, frames in checked:
         if frames["label"].nunique() < 2:
             raise UserError(
                 f"{config.manifest}: the {name} split has only {'fake' if frames['label'].iloc[0] else 'real'} "
@@ -342,6 +358,7 @@ def _check_numbers(config: TrainConfig) -> None:
 
 def _check_config(config: TrainConfig) -> None:
     _check_numbers(config)
+    parse_fakes(config.fakes)
     entry = get_entry(config.detector)  # a one-line error naming the registered detectors
     if config.image_size < entry.recipe.min_image_size:
         raise UserError(
@@ -457,6 +474,10 @@ def _train(config: TrainConfig) -> TrainResult:
     keras.utils.set_random_seed(config.seed + epoch_offset)
     train_frames, val_frames = _load_frames(config)
     check_crops_exist(pd.concat([train_frames, val_frames]), config.manifest)
+    landmarks = None
+    if config.fakes != "dataset":  # read before the model is built: a missing file is one line
+        reals = train_frames[train_frames["label"] == 0]
+        landmarks = read_landmarks(config.manifest, reals["path"])
     write = is_chief()
     if write and resumed is None:
         atomic_write_json(
@@ -496,13 +517,19 @@ def _train(config: TrainConfig) -> TrainResult:
     pipeline = dataclasses.replace(config.pipeline(model), seed=config.seed + epoch_offset)
     clip_frames = get_entry(config.detector).recipe.clip_frames
     if clip_frames:  # the detector reads clips of T consecutive crops of one video
+        if config.fakes != "dataset":
+            raise UserError(f"--fakes {config.fakes}: {config.detector} reads clips; use dataset")
         train_data = make_clip_dataset(train_frames, pipeline, clip_frames, training=True)
         val_data = make_clip_dataset(val_frames, pipeline, clip_frames, training=False)
         steps = config.steps_per_epoch or clip_steps_per_epoch(train_frames, pipeline, clip_frames)
     else:
-        train_data = make_dataset(train_frames, pipeline, training=True)
         val_data = make_dataset(val_frames, pipeline, training=False)
-        steps = config.steps_per_epoch or steps_per_epoch(train_frames, pipeline)
+        if config.fakes == "dataset":
+            train_data = make_dataset(train_frames, pipeline, training=True)
+            steps = config.steps_per_epoch or steps_per_epoch(train_frames, pipeline)
+        else:
+            train_data = make_training_dataset(train_frames, pipeline, config.fakes, landmarks)
+            steps = config.steps_per_epoch or training_steps(train_frames, pipeline, config.fakes)
 
     state = resumed or {"epoch": 0, "best_val_accuracy": -math.inf, "best_epoch": 0, "history": []}
     plateau = None
