@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategy", default="auto", choices=_strategies())
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
     parser.add_argument(
+        "--spectrum-in-model",
+        action="store_true",
+        default=None,
+        help="compute the frequency input inside the model (GPU/TPU) instead of in tf.data",
+    )
+    parser.add_argument(
         "--run-eagerly", action="store_true", help="no graph tracing (CPU debugging)"
     )
     parser.add_argument("--seed", type=non_negative, default=0)
@@ -161,6 +167,7 @@ def config_from_args(args):
         balance=not args.no_balance,
         strategy=args.strategy,
         mixed_precision=args.mixed_precision,
+        spectrum_in_model=args.spectrum_in_model,
         run_eagerly=args.run_eagerly,
         seed=args.seed,
     )

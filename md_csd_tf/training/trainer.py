@@ -29,6 +29,7 @@ import pandas as pd
 import tensorflow as tf
 
 from md_csd_tf._version import __version__
+from md_csd_tf.data.inputs import spectrum_in_model
 from md_csd_tf.data.manifest import check_crops_exist, read_manifest, select
 from md_csd_tf.data.pipeline import (
     PipelineConfig,
@@ -65,6 +66,8 @@ class TrainConfig:
         transform / middle_blocks / head / bn_momentum: MD-CSD's model options (None: its
             defaults: DCT, 8 middle blocks, the fc head, BatchNorm momentum 0.99); a detector
             without such an option ignores it with a note.
+        spectrum_in_model: compute the frequency input inside the model (on the accelerator)
+            instead of in the tf.data pipeline (`MDCSDNetwork`; None: no, the paper's path).
         image_size: input side (None: the recipe's).
         weights: backbone initialisation: "published" (what the detector's publication trains
             from: ImageNet for MD-CSD's RGB branch and the Xception/VGG/EfficientNet
@@ -103,6 +106,7 @@ class TrainConfig:
     head: str | None = None
     weights: str | None = "published"
     bn_momentum: float | None = None
+    spectrum_in_model: bool | None = None
     epochs: int | None = None
     batch_size: int | None = None
     base_lr: float | None = None
@@ -150,7 +154,7 @@ class TrainConfig:
         entry = get_entry(self.detector)
         given = {
             name: getattr(self, name)
-            for name in ("transform", "middle_blocks", "head", "bn_momentum")
+            for name in ("transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model")
             if getattr(self, name) is not None
         }
         ignored = sorted(set(given) - set(entry.options))
@@ -163,6 +167,7 @@ class TrainConfig:
             image_size=model.image_size,
             transform=model.transform,
             branches=tuple(model.branches),
+            spectrum_in_model=spectrum_in_model(model),
             batch_size=self.batch_size,
             flip=self.flip,
             jpeg_quality=self.jpeg_quality,
