@@ -39,7 +39,7 @@ def export_saved_model(model, out_dir: str | os.PathLike) -> Path:
     out_dir = Path(out_dir)
 
     def serve(crops):
-        # Resizing a crop already at `size` is the identity (bilinear at the same grid), so
+        # Resizing a crop already at the model's side is the identity (bilinear at the same grid), so
         # exact-size crops score bit-for-bit like the Keras model on the same inputs.
         inputs = model_inputs(model, crops)
         return {"fake_probability": model(inputs, training=False)[:, 0]}
