@@ -44,6 +44,7 @@ from md_csd_tf.models.saving import load_model
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
 from md_csd_tf.training.grouped_adam import unwrap_optimizer
 from md_csd_tf.training.keras_compat import apply_multi_worker_fixes
+from md_csd_tf.training.precision import policy_name
 from md_csd_tf.training.recipe import LOSSES, compile_detector
 from md_csd_tf.training.strategy import is_chief, make_strategy
 
@@ -89,7 +90,10 @@ class TrainConfig:
             describes no augmentation, so all are off by default (`balance` is its frame
             balancing, on).
         strategy: "auto", "default", "mirrored" or "multi_worker" (`make_strategy`).
-        mixed_precision: float16 compute on GPUs.
+        mixed_precision: compute dtype policy, "float16" (or True) or "bfloat16", with float32
+            weights (`md_csd_tf.training.precision`); False: float32.
+        jit_compile: compile the train and predict steps with XLA (GPUs/TPUs; slow to compile
+            on a CPU).
         run_eagerly: skip graph tracing (useful on CPU for tiny runs and debugging).
         seed: seeds Python, NumPy, TensorFlow and the pipeline.
     """
@@ -124,7 +128,8 @@ class TrainConfig:
     blur_probability: float = 0.0
     balance: bool = True
     strategy: str = "auto"
-    mixed_precision: bool = False
+    mixed_precision: bool | str = False
+    jit_compile: bool = False
     run_eagerly: bool = False
     seed: int = 0
     verbose: int = 1
@@ -252,7 +257,7 @@ def _load_frames(config: TrainConfig):
 # weights and freq_stat_samples only shape a fresh model; a resumed one comes from last.keras.
 RESUMABLE_CHANGES = {
     "epochs", "verbose", "run_eagerly", "strategy", "out_dir", "steps_per_epoch",
-    "validation_steps", "weights", "freq_stat_samples",
+    "validation_steps", "weights", "freq_stat_samples", "jit_compile",
 }  # fmt: skip
 
 
@@ -396,8 +401,7 @@ def train(config: TrainConfig) -> TrainResult:
     if config.ensemble > 1:
         return _train_ensemble(config)
     previous_policy = keras.mixed_precision.global_policy()
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(policy_name(config.mixed_precision))
     try:
         if not is_chief():  # only the chief writes the run folder (see RunCheckpoint)
             return _train(config)
@@ -438,7 +442,9 @@ def _enter_stage(model, stage: Stage, config: TrainConfig, strategy, keep: bool)
     changed = len(model.trainable_weights) != before
     if not keep or changed or getattr(model, "optimizer", None) is None:
         with strategy.scope():
-            compile_detector(model, config.loss, config.base_lr, config.stitch_lr)
+            compile_detector(
+                model, config.loss, config.base_lr, config.stitch_lr, config.jit_compile
+            )
     model.run_eagerly = config.run_eagerly
 
 
