@@ -5,6 +5,12 @@
 Prints the pipeline's images/s (PNG decode, flip, log-DCT at the model size, batching; no model)
 beside the full MD-CSD model's training images/s at the same size on this machine. The pipeline
 should be at least 10x faster than the model so that input never limits training. Numbers only.
+
+It also times the pipeline without the spectrum (`spectrum_in_model`: the model computes it on
+the accelerator), the two taking turns so the machine's shifting load hits both alike, and
+turns both rates into the input cores a GPU host needs per accelerator: the accelerator's
+training images/s (`--accelerator-rate`, an estimate for one modern GPU, not measured here)
+divided by the pipeline's images/s per core of this machine.
 """
 
 import argparse
@@ -36,17 +42,29 @@ def write_crops(folder: Path, count: int, size: int) -> "object":
     return pd.DataFrame(rows)
 
 
-def pipeline_rate(frames, size: int, seconds: float, batch: int) -> float:
+def pipeline_rates(frames, size: int, seconds: float, batch: int) -> dict[bool, float]:
+    """Images/s of the training pipeline with the spectrum (False) and without it (True)."""
     from md_csd_tf.data.pipeline import PipelineConfig, make_dataset
 
-    config = PipelineConfig(image_size=size, batch_size=batch, shuffle_buffer=len(frames))
-    iterator = iter(make_dataset(frames, config, training=True))
-    next(iterator)  # builds the graph of the map function
-    images, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        inputs, _ = next(iterator)
-        images += int(inputs["freq"].shape[0])
-    return images / (time.perf_counter() - start)
+    iterators = {}
+    for in_model in (False, True):
+        config = PipelineConfig(
+            image_size=size,
+            batch_size=batch,
+            shuffle_buffer=len(frames),
+            spectrum_in_model=in_model,
+        )
+        iterators[in_model] = iter(make_dataset(frames, config, training=True))
+        next(iterators[in_model])  # builds the graph of the map function
+    images, spent = dict.fromkeys(iterators, 0), dict.fromkeys(iterators, 0.0)
+    while min(spent.values()) < seconds:
+        for in_model, iterator in iterators.items():  # 2-second turns each
+            start = time.perf_counter()
+            while time.perf_counter() - start < 2.0:
+                inputs, _ = next(iterator)
+                images[in_model] += int(inputs["rgb"].shape[0])
+            spent[in_model] += time.perf_counter() - start
+    return {k: images[k] / spent[k] for k in iterators}
 
 
 def main(argv=None) -> int:
@@ -56,16 +74,28 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument(
+        "--accelerator-rate", type=float, default=400.0,
+        help="training images/s of one accelerator (estimate for MD-CSD at 299 px, one A100 "
+        "in bfloat16; not measured here)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     from md_csd_tf.bench import benchmark_size
 
     with tempfile.TemporaryDirectory() as folder:
         frames = write_crops(Path(folder), args.crops, args.size)
-        pipe = pipeline_rate(frames, args.size, args.seconds, args.batch)
-    print(
-        f"pipeline (decode + flip + log-DCT, {args.size} px): {pipe:.1f} images/s on {os.cpu_count()} CPU threads"
-    )
+        load = os.getloadavg()[0]
+        rates = pipeline_rates(frames, args.size, args.seconds, args.batch)
+    pipe, cores = rates[False], os.cpu_count()
+    print(f"pipeline, {args.size} px, {cores} CPU threads, load average {load:.1f} -> "
+          f"{os.getloadavg()[0]:.1f}:")  # fmt: skip
+    for in_model, label in ((False, "decode + log-DCT (paper)"), (True, "decode, no spectrum")):
+        per_core = rates[in_model] / cores
+        print(f"  {label:26s} {rates[in_model]:7.1f} images/s = {per_core:6.1f}/core -> "
+              f"{args.accelerator_rate / per_core:5.1f} cores per accelerator at "
+              f"{args.accelerator_rate:.0f} images/s")  # fmt: skip
+    print(f"  spectrum in the model: pipeline x{rates[True] / rates[False]:.2f}")
     if args.skip_model:
         return 0
     model = benchmark_size(args.size, batch=8, seconds=args.seconds)["train_images_per_s"]
