@@ -89,6 +89,11 @@ def test_model_option_scores_like_the_pipeline_spectrum(variant, tmp_path):
     expected = plain(model_inputs(plain, crops), training=False).numpy()
     got = inside(model_inputs(inside, crops), training=False).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
+    # Detector (predict's path) feeds it the same way.
+    from md_csd_tf.inference.detector import Detector
+
+    scores = Detector(inside, batch_size=2).predict_crops(crops)
+    np.testing.assert_allclose(scores, expected[:, 0], atol=1e-5)
     # The option is recorded in the saved model.
     path = tmp_path / "m.keras"
     inside.save(path)
