@@ -63,7 +63,14 @@ def export_tflite(model, out_path: str | os.PathLike) -> Path:
         export_saved_model(with_spectrum_in_model(model), saved)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[SIGNATURE])
         # Float32 throughout: no quantisation, so scores stay within 1e-3 of Keras.
-        data = converter.convert()
+        try:
+            data = converter.convert()
+        except Exception as error:  # the converter raises several types, all with long text
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+            raise UserError(
+                f"{model.detector}: TFLite cannot convert this model ({first}); use the "
+                "Keras path or the SavedModel of md-csd export"
+            ) from None
     out_path = Path(out_path)
     out_path.write_bytes(data)
     return out_path
