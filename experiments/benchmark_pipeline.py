@@ -1,14 +1,17 @@
 """Input pipeline vs model: can tf.data (decode + on-the-fly log-DCT) keep the trainer fed?
 
-    python experiments/benchmark_pipeline.py [--size 299] [--crops 256] [--seconds 20]
     python experiments/benchmark_pipeline.py --fakes sbi    # pseudo-fakes made on the fly
+    python experiments/benchmark_pipeline.py [--size 299] [--crops 256] [--seconds 20]
 
 Prints the pipeline's images/s (PNG decode, flip, log-DCT at the model size, batching; no model)
 beside the full MD-CSD model's training images/s at the same size on this machine. The pipeline
 should be at least 10x faster than the model so that input never limits training. Numbers only.
-With --fakes sbi|fwa|xray the stream is (real, pseudo-fake) pairs made from real crops
-(`data.pseudo_fakes`); half its images are pseudo-fakes. Landmarks are a fixed face outline
-scaled to the crop: the generators' cost does not depend on where the points are.
+
+It also times the pipeline without the spectrum (`spectrum_in_model`: the model computes it on
+the accelerator), the two taking turns so the machine's shifting load hits both alike, and
+turns both rates into the input cores a GPU host needs per accelerator: the accelerator's
+training images/s (`--accelerator-rate`, an estimate for one modern GPU, not measured here)
+divided by the pipeline's images/s per core of this machine.
 """
 
 import argparse
@@ -38,6 +41,31 @@ def write_crops(folder: Path, count: int, size: int) -> "object":
         cv2.imwrite(str(path), cv2.cvtColor(crop.astype(np.uint8), cv2.COLOR_RGB2BGR))
         rows.append({"abs_path": str(path), "label": i % 2})
     return pd.DataFrame(rows)
+
+
+def pipeline_rates(frames, size: int, seconds: float, batch: int) -> dict[bool, float]:
+    """Images/s of the training pipeline with the spectrum (False) and without it (True)."""
+    from md_csd_tf.data.pipeline import PipelineConfig, make_dataset
+
+    iterators = {}
+    for in_model in (False, True):
+        config = PipelineConfig(
+            image_size=size,
+            batch_size=batch,
+            shuffle_buffer=len(frames),
+            spectrum_in_model=in_model,
+        )
+        iterators[in_model] = iter(make_dataset(frames, config, training=True))
+        next(iterators[in_model])  # builds the graph of the map function
+    images, spent = dict.fromkeys(iterators, 0), dict.fromkeys(iterators, 0.0)
+    while min(spent.values()) < seconds:
+        for in_model, iterator in iterators.items():  # 2-second turns each
+            start = time.perf_counter()
+            while time.perf_counter() - start < 2.0:
+                inputs, _ = next(iterator)
+                images[in_model] += int(inputs["rgb"].shape[0])
+            spent[in_model] += time.perf_counter() - start
+    return {k: images[k] / spent[k] for k in iterators}
 
 
 def outline_landmarks(count: int):
@@ -77,26 +105,49 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--skip-model", action="store_true")
-    parser.add_argument("--fakes", default="dataset", help="dataset, sbi, fwa or xray")
+    parser.add_argument(
+        "--accelerator-rate", type=float, default=400.0,
+        help="training images/s of one accelerator (estimate for MD-CSD at 299 px, one A100 "
+        "in bfloat16; not measured here)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fakes", default="dataset",
+        help="dataset (the spectrum comparison), or sbi, fwa, xray: pseudo-fakes/s vs training",
+    )  # fmt: skip
     parser.add_argument("--middle-blocks", type=int, default=8, help="MD-CSD's (8: the paper)")
     args = parser.parse_args(argv)
 
     from md_csd_tf.bench import benchmark_size
 
+    if args.fakes != "dataset":
+        with tempfile.TemporaryDirectory() as folder:
+            frames = write_crops(Path(folder), args.crops, args.size)
+            pipe = pipeline_rate(frames, args.size, args.seconds, args.batch, args.fakes)
+        print(f"pipeline (decode + {args.fakes} pairs + JPEG + log-DCT, {args.size} px): "
+              f"{pipe:.1f} images/s, of which pseudo-fakes {pipe / 2:.1f}/s")  # fmt: skip
+        if not args.skip_model:
+            model = benchmark_size(
+                args.size, batch=8, seconds=args.seconds, middle_blocks=args.middle_blocks
+            )["train_images_per_s"]
+            print(f"MD-CSD training ({args.size} px): {model:.2f} images/s; "
+                  f"pseudo-fakes / training images: {pipe / 2 / model:.1f}x")  # fmt: skip
+        return 0
     with tempfile.TemporaryDirectory() as folder:
         frames = write_crops(Path(folder), args.crops, args.size)
-        pipe = pipeline_rate(frames, args.size, args.seconds, args.batch, args.fakes)
-    what = "decode + flip" if args.fakes == "dataset" else f"decode + {args.fakes} pairs + JPEG"
-    print(
-        f"pipeline ({what} + log-DCT, {args.size} px): {pipe:.1f} images/s on {os.cpu_count()} CPU threads"
-    )
-    if args.fakes != "dataset":
-        print(f"  of which pseudo-fakes: {pipe / 2:.1f}/s")
+        load = os.getloadavg()[0]
+        rates = pipeline_rates(frames, args.size, args.seconds, args.batch)
+    pipe, cores = rates[False], os.cpu_count()
+    print(f"pipeline, {args.size} px, {cores} CPU threads, load average {load:.1f} -> "
+          f"{os.getloadavg()[0]:.1f}:")  # fmt: skip
+    for in_model, label in ((False, "decode + log-DCT (paper)"), (True, "decode, no spectrum")):
+        per_core = rates[in_model] / cores
+        print(f"  {label:26s} {rates[in_model]:7.1f} images/s = {per_core:6.1f}/core -> "
+              f"{args.accelerator_rate / per_core:5.1f} cores per accelerator at "
+              f"{args.accelerator_rate:.0f} images/s")  # fmt: skip
+    print(f"  spectrum in the model: pipeline x{rates[True] / rates[False]:.2f}")
     if args.skip_model:
         return 0
-    model = benchmark_size(
-        args.size, batch=8, seconds=args.seconds, middle_blocks=args.middle_blocks
-    )["train_images_per_s"]
+    model = benchmark_size(args.size, batch=8, seconds=args.seconds)["train_images_per_s"]
     print(f"MD-CSD training ({args.size} px, batch 8): {model:.2f} images/s")
     print(f"pipeline / model: {pipe / model:.0f}x (target >= 10x)")
     return 0

@@ -10,8 +10,10 @@ Reference: MD-CSDNetwork, Section II.B.2 (DCT spectrum) and Table VI (DWT vs FFT
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 # log(|X| + eps). Pixels are 0..255 so coefficients are O(1e-3..1e4); float32 round-off of the
@@ -116,3 +118,91 @@ def get_transform(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
         raise ValueError(
             f"Unknown frequency transform {name!r}; choose one of {sorted(TRANSFORMS)}."
         ) from None
+
+
+# -- the same transforms as matrix products, for computing the spectrum inside the model ---------
+#
+# Every transform above is linear in the pixels before its magnitude/log step, so along each axis
+# it is one N x N (or 2N x N) matrix. Applying it as `M_H @ X @ M_W^T` turns the spectrum into
+# two batched matmuls, which accelerators run at full speed, and which TFLite and XLA compile
+# (tf.signal's DCT/FFT kernels are CPU/GPU-only and not TFLite builtins). The bases are built
+# once per (transform, size) in float64 and rounded to float32 once.
+
+
+def _dct_basis(n: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix: row k is `s_k cos(pi (2i + 1) k / 2n)` over samples i."""
+    k, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    basis = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    basis[0] /= np.sqrt(2.0)
+    return basis
+
+
+def _centred_dft_basis(n: int) -> np.ndarray:
+    """`[cos; -sin]` rows of the DFT, rows rolled by n // 2 as `log_fft` centres: (2n, n)."""
+    k = (np.arange(n) - n // 2) % n  # output row r holds frequency (r - n//2) mod n
+    angle = 2 * np.pi * np.outer(k, np.arange(n)) / n
+    return np.concatenate([np.cos(angle), -np.sin(angle)])
+
+
+def _haar_basis(n: int) -> np.ndarray:
+    """`[low; high]` Haar analysis rows with `haar_dwt`'s edge repeat for odd n: (2m, n)."""
+    m = (n + 1) // 2
+    low, high = np.zeros((m, n)), np.zeros((m, n))
+    for j in range(m):
+        a, b = 2 * j, min(2 * j + 1, n - 1)  # an odd side repeats its last sample
+        low[j, a] += 1.0
+        low[j, b] += 1.0
+        high[j, a] += 1.0
+        high[j, b] -= 1.0
+    return np.concatenate([low, high]) / np.sqrt(2.0)
+
+
+_BASES = {"dct": _dct_basis, "fft": _centred_dft_basis, "dwt": _haar_basis}
+
+
+@functools.cache
+def transform_basis(name: str, n: int) -> np.ndarray:
+    """The float32 matrix that applies transform `name` along an axis of length `n`."""
+    if name not in _BASES:
+        raise ValueError(f"Unknown frequency transform {name!r}; choose one of {sorted(_BASES)}.")
+    return _BASES[name](int(n)).astype(np.float32)
+
+
+def matmul_spectrum(
+    images: tf.Tensor, transform: str = "dct", epsilon: float = DEFAULT_EPSILON
+) -> tf.Tensor:
+    """`get_transform(transform)(images)` computed as matrix products with the transform basis.
+
+    Equal to the tf.signal path within float32 rounding (the tests check each transform): the
+    2-D DCT-II of an H x W channel is `D_H X D_W^T` (Sec. II.B.2's rows-then-columns product);
+    the centred FFT magnitude comes from the four real products of `[C; S] X [C; S]^T`; the
+    Haar DWT from `[L; H] X [L; H]^T`, its quadrants placed as `haar_dwt` places them. Height and
+    width must be static (they size the bases).
+
+    Reference: MD-CSDNetwork, Sec. II.B.2 and Table VI.
+    """
+    x, single = _channels_first(images)
+    height, width = x.shape[-2], x.shape[-1]
+    if height is None or width is None:
+        raise ValueError(f"matmul_spectrum needs a static height and width, got {images.shape}.")
+    rows = tf.constant(transform_basis(transform, height), x.dtype)
+    cols = tf.constant(transform_basis(transform, width), x.dtype)
+    # (…, C, H, W): transform every row (W axis), then every column (H axis).
+    y = tf.matmul(rows, tf.matmul(x, cols, transpose_b=True))
+    if transform == "dct":
+        out = tf.math.log(tf.abs(y) + epsilon)
+    elif transform == "fft":
+        # y = [[C X C^T, C X S^T], [S X C^T, S X S^T]]; Re = CXC^T - SXS^T, Im = CXS^T + SXC^T.
+        cc, cs = y[..., :height, :width], y[..., :height, width:]
+        sc, ss = y[..., height:, :width], y[..., height:, width:]
+        out = tf.math.log(tf.sqrt(tf.square(cc - ss) + tf.square(cs + sc)) + epsilon)
+    else:
+        # y = [[LL, L_H H_W], [H_H L_W, HH]]; haar_dwt lays the H-axis detail out along W
+        # (top right) and the W-axis detail along H (bottom left), so the off-diagonal swap.
+        mh, mw = (height + 1) // 2, (width + 1) // 2
+        ll, vertical = y[..., :mh, :mw], y[..., :mh, mw:]
+        horizontal, diagonal = y[..., mh:, :mw], y[..., mh:, mw:]
+        top = tf.concat([ll, horizontal], axis=-1)
+        bottom = tf.concat([vertical, diagonal], axis=-1)
+        out = tf.concat([top, bottom], axis=-2)[..., :height, :width]
+    return _channels_last(out, single)

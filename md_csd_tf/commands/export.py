@@ -15,6 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a .keras model saved by md-csd-tf")
     parser.add_argument("--out", required=True, help="SavedModel folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    parser.add_argument(
+        "--runtime", choices=("savedmodel", "tflite"), default="savedmodel",
+        help="tflite: write one .tflite file for the CPU serving runtime (XNNPACK) instead",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from md_csd_tf.errors import UserError
     from md_csd_tf.files import atomic_path, check_writable
 
+    if args.runtime == "tflite":
+        return _run_tflite(args)
     if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
         raise UserError(f"{args.out}: folder exists and is not empty; pass --overwrite")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -46,4 +52,27 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"  detector {model.detector}, branches {'+'.join(model.branches)}, "
           f"transform {model.transform}")  # fmt: skip
+    return 0
+
+
+def _run_tflite(args: argparse.Namespace) -> int:
+    import os
+
+    from md_csd_tf.errors import UserError
+    from md_csd_tf.files import atomic_path, check_writable
+
+    if os.path.isdir(args.out):
+        raise UserError(f"{args.out}: is a folder; --runtime tflite writes one .tflite file")
+    if os.path.exists(args.out) and not args.overwrite:
+        raise UserError(f"{args.out}: exists; pass --overwrite")
+    check_writable(args.out, "file", "--out")
+
+    from md_csd_tf.inference.detector import Detector
+    from md_csd_tf.inference.runtime import export_tflite
+
+    model = Detector.load(args.model).model
+    with atomic_path(args.out) as partial:
+        export_tflite(model, partial)
+    print(f"wrote TFLite model {args.out}: crops uint8 (batch, height, width, 3) RGB face crops")
+    print(f"  (resized to {model.image_size} px inside) -> fake_probability float32 (batch,)")
     return 0

@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--detect-max-side", type=non_negative, default=640,
         help="downscale frames to this longest side for face detection (0: full size)",
     )  # fmt: skip
+    parser.add_argument(
+        "--runtime", choices=("keras", "tflite"), default="keras",
+        help="score with Keras (default) or the TFLite/XNNPACK model exported beside --model",
+    )  # fmt: skip
     parser.add_argument("--output", help="write the table to this .csv or .json")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -89,6 +93,12 @@ def run(args: argparse.Namespace) -> int:
         detector = Detector.pretrained(args.detector, args.weights, **options)
     else:
         raise UserError("pass --model RUN/best.keras, or --detector NAME --weights WEIGHTS")
+    if args.runtime != "keras":
+        if not args.model:
+            raise UserError(f"--runtime {args.runtime} needs --model RUN/best.keras")
+        from md_csd_tf.inference.runtime import open_runtime
+
+        detector.use_runtime(open_runtime(args.model, detector.model, args.runtime))
     # The video score as the detector's publication computes it, unless asked otherwise.
     args.aggregate = args.aggregate or detector.recipe.video_aggregate
     if args.every:

@@ -45,7 +45,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_augment_arguments(parser)
     parser.add_argument("--no-balance", action="store_true", help="no 50/50 real/fake frames")
     parser.add_argument("--strategy", default="auto", choices=_strategies())
-    parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
+    parser.add_argument(
+        "--mixed-precision", nargs="?", const="float16", default=False,
+        choices=("float16", "bfloat16"),
+        help="float16 (the flag alone) or bfloat16 compute with float32 weights (GPUs, TPUs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--jit-compile", action="store_true", help="XLA-compile the train step (GPUs, TPUs)"
+    )
+    parser.add_argument(
+        "--spectrum-in-model",
+        action="store_true",
+        default=None,
+        help="compute the frequency input inside the model (GPU/TPU) instead of in tf.data",
+    )
     parser.add_argument(
         "--run-eagerly", action="store_true", help="no graph tracing (CPU debugging)"
     )
@@ -182,6 +195,8 @@ def config_from_args(args):
         balance=not args.no_balance,
         strategy=args.strategy,
         mixed_precision=args.mixed_precision,
+        spectrum_in_model=args.spectrum_in_model,
+        jit_compile=args.jit_compile,
         run_eagerly=args.run_eagerly,
         seed=args.seed,
         fakes=args.fakes,

@@ -38,6 +38,7 @@ def crops_to_inputs(
     transform: str = "dct",
     branches=("rgb", "freq"),
     image_size: int | None = None,
+    spectrum_in_model: bool = False,
 ) -> dict[str, tf.Tensor]:
     """Face crops `(…, H, W, 3)` (uint8 or float pixels 0..255) to `{"rgb", "freq"}` tensors.
 
@@ -54,9 +55,11 @@ def crops_to_inputs(
         branches: the model's branches (`model.branches`); the spectrum is only computed when
             the model has a frequency branch.
         image_size: resize to this side first (`resize_crop`), if given.
+        spectrum_in_model: the model computes its spectrum itself from the pixels
+            (`model.spectrum_in_model`): return only `"rgb"`, whatever the branches.
 
     Returns:
-        A dict with a float32 entry per branch.
+        A dict with a float32 entry per input the model reads.
     """
     crops = tf.convert_to_tensor(crops)
     if crops.shape.rank > 4:  # clips (B, T, H, W, 3): resize and transforms take <= 4 dims
@@ -76,6 +79,8 @@ def crops_to_inputs(
     if image_size is not None:
         crops = resize_crop(crops, image_size)
     pixels = tf.cast(crops, tf.float32)
+    if spectrum_in_model:
+        return {"rgb": pixels}
     inputs = {}
     if "rgb" in branches:
         inputs["rgb"] = pixels
@@ -85,8 +90,15 @@ def crops_to_inputs(
 
 
 def model_inputs(model, crops: tf.Tensor) -> dict[str, tf.Tensor]:
-    """`crops_to_inputs` with the transform, branches and size of a built model."""
-    return crops_to_inputs(crops, model.transform, model.branches, model.image_size)
+    """`crops_to_inputs` with the transform, branches, size and spectrum option of a model."""
+    return crops_to_inputs(
+        crops, model.transform, model.branches, model.image_size, spectrum_in_model(model)
+    )
+
+
+def spectrum_in_model(model) -> bool:
+    """Whether `model` computes its frequency input itself (models without the option: no)."""
+    return bool(getattr(model, "spectrum_in_model", False))
 
 
 @functools.cache

@@ -27,6 +27,8 @@ class PipelineConfig:
         image_size: model input side; crops of another size are resized (bilinear).
         transform: frequency transform of the model ("dct", "fft", "dwt").
         branches: the model's branches; the spectrum is skipped for an RGB-only model.
+        spectrum_in_model: the model computes its spectrum itself (`model.spectrum_in_model`):
+            the pipeline then ships only pixels.
         batch_size: global batch (32 in the paper); split across replicas by tf.distribute.
         flip: random horizontal flips in training (a mirrored face is as real or fake). Off by
             default: the paper describes no augmentation.
@@ -44,6 +46,7 @@ class PipelineConfig:
     image_size: int = 299
     transform: str = "dct"
     branches: tuple[str, ...] = ("rgb", "freq")
+    spectrum_in_model: bool = False
     batch_size: int = 32
     flip: bool = False
     jpeg_quality: tuple[int, int] | None = None
@@ -128,14 +131,18 @@ def make_dataset(frames: pd.DataFrame, config: PipelineConfig, training: bool) -
             path, label = example
             image = decode_crop(path, config.image_size)
             image = augment(image, config, tf.stack([tf.cast(index, tf.int32), config.seed]))
-            return crops_to_inputs(image, config.transform, config.branches), label
+            return crops_to_inputs(
+                image, config.transform, config.branches, None, config.spectrum_in_model
+            ), label
 
     else:
         dataset = _frames_dataset(frames)
 
         def load(path, label):
             image = decode_crop(path, config.image_size)
-            return crops_to_inputs(image, config.transform, config.branches), label
+            return crops_to_inputs(
+                image, config.transform, config.branches, None, config.spectrum_in_model
+            ), label
 
     dataset = dataset.map(load, num_parallel_calls=AUTOTUNE, deterministic=not training)
     return dataset.batch(config.batch_size, drop_remainder=training).prefetch(AUTOTUNE)

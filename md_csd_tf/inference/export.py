@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from md_csd_tf.data.inputs import crops_to_inputs
+from md_csd_tf.data.inputs import model_inputs
 
 SIGNATURE = "serving_default"
 
@@ -37,15 +37,14 @@ def export_saved_model(model, out_dir: str | os.PathLike) -> Path:
         or call `tf.saved_model.load(out_dir).serve(crops)`.
     """
     out_dir = Path(out_dir)
-    size = int(model.image_size)
     # A clip detector (`clip_frames` T) serves clips (N, T, H, W, 3); others single crops.
     clip_frames = getattr(model, "clip_frames", None)
     crops_shape = (None, *((clip_frames,) if clip_frames else ()), None, None, 3)
 
     def serve(crops):
-        # Resizing a crop already at `size` is the identity (bilinear at the same grid), so
+        # Resizing a crop already at the model's side is the identity (bilinear at the same grid), so
         # exact-size crops score bit-for-bit like the Keras model on the same inputs.
-        inputs = crops_to_inputs(crops, model.transform, model.branches, size)
+        inputs = model_inputs(model, crops)
         return {"fake_probability": model(inputs, training=False)[:, 0]}
 
     # keras.export.ExportArchive (Keras 3) tracks the model's variables and writes a plain TF

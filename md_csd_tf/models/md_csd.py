@@ -9,6 +9,7 @@ from keras import layers
 
 from md_csd_tf.frequency import TRANSFORMS
 from md_csd_tf.layers.cross_stitch import CrossStitch
+from md_csd_tf.layers.spectrum import Spectrum
 from md_csd_tf.layers.standardization import FrequencyStandardization
 from md_csd_tf.models.variants import HEADS, VARIANTS
 from md_csd_tf.models.xception_spec import (
@@ -54,6 +55,11 @@ class MDCSDNetwork(keras.Model):
         crop_size: side of the face crops the model was trained on (data preparation's
             `--image-size`); predict cuts faces at this size and resizes them to `image_size` as
             training did. None means `image_size`.
+        spectrum_in_model: compute the frequency input inside the model from the `"rgb"` pixels
+            (`md_csd_tf.layers.spectrum.Spectrum`, matmuls with the transform's basis) instead of
+            taking it from the input pipeline; the model then reads only `"rgb"`, and
+            `crops_to_inputs` skips the spectrum for it. Same numbers within float32 rounding;
+            for accelerators, where the CPU-side spectrum would starve them (README, "Speed").
 
     Reference: MD-CSDNetwork, Sec. II.B, Fig. 2 and Table V.
     """
@@ -72,6 +78,7 @@ class MDCSDNetwork(keras.Model):
         head: str = "fc",
         fc_units: int = 2048,
         crop_size: int | None = None,
+        spectrum_in_model: bool = False,
         **kwargs,
     ):
         if variant not in VARIANTS:
@@ -85,19 +92,24 @@ class MDCSDNetwork(keras.Model):
         branches = VARIANTS[variant]["branches"]
         stitches = VARIANTS[variant]["stitches"]
 
+        # With the spectrum in the model, the pixels are its only input, whatever its branches.
+        input_names = ("rgb",) if spectrum_in_model else branches
         inputs = {
             name: keras.Input((image_size, image_size, 3), name=name, dtype="float32")
-            for name in branches
+            for name in input_names
         }
         streams = {}
-        if "rgb" in inputs:  # keras.applications.xception.preprocess_input, inside the model
+        if "rgb" in branches:  # keras.applications.xception.preprocess_input, inside the model
             streams["rgb"] = layers.Rescaling(1 / 127.5, offset=-1.0, name="rgb_preprocess")(
                 inputs["rgb"]
             )
-        if "freq" in inputs:
-            streams["freq"] = FrequencyStandardization(3, name="freq_standardization")(
-                inputs["freq"]
+        if "freq" in branches:
+            spectrum = (
+                Spectrum(transform, name="spectrum")(inputs["rgb"])
+                if spectrum_in_model
+                else inputs["freq"]
             )
+            streams["freq"] = FrequencyStandardization(3, name="freq_standardization")(spectrum)
 
         for spec in xception_stages(middle_blocks):
             streams = {name: apply_block(spec, x, name, bn_momentum) for name, x in streams.items()}
@@ -138,6 +150,7 @@ class MDCSDNetwork(keras.Model):
         self.head = head
         self.fc_units = fc_units
         self.crop_size = crop_size
+        self.spectrum_in_model = bool(spectrum_in_model)
 
     @property
     def detector(self) -> str:
@@ -169,6 +182,7 @@ class MDCSDNetwork(keras.Model):
             "head": self.head,
             "fc_units": self.fc_units,
             "crop_size": self.crop_size,
+            "spectrum_in_model": self.spectrum_in_model,
         }
 
     @classmethod
@@ -250,7 +264,7 @@ from md_csd_tf.models.registry import Recipe, register  # noqa: E402
 from md_csd_tf.paper import OURS  # noqa: E402
 
 _PAPER = "Agarwal et al., MD-CSDNetwork, FG 2021: Sec. II.B-C, Table V"
-_OPTIONS = ("transform", "middle_blocks", "head", "bn_momentum")
+_OPTIONS = ("transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model")
 
 
 def _register_variant(variant: str, parameters: int, summary: str) -> None:

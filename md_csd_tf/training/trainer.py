@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from md_csd_tf._version import __version__
 from md_csd_tf.data.clips import clip_steps_per_epoch, make_clip_dataset
+from md_csd_tf.data.inputs import spectrum_in_model
 from md_csd_tf.data.manifest import check_crops_exist, read_manifest, select
 from md_csd_tf.data.pipeline import (
     PipelineConfig,
@@ -51,6 +52,7 @@ from md_csd_tf.prep.landmarks import read_landmarks
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
 from md_csd_tf.training.grouped_adam import unwrap_optimizer
 from md_csd_tf.training.keras_compat import apply_multi_worker_fixes
+from md_csd_tf.training.precision import policy_name
 from md_csd_tf.training.recipe import LOSSES, compile_detector
 from md_csd_tf.training.strategy import is_chief, make_strategy
 
@@ -73,6 +75,8 @@ class TrainConfig:
         transform / middle_blocks / head / bn_momentum: MD-CSD's model options (None: its
             defaults: DCT, 8 middle blocks, the fc head, BatchNorm momentum 0.99); a detector
             without such an option ignores it with a note.
+        spectrum_in_model: compute the frequency input inside the model (on the accelerator)
+            instead of in the tf.data pipeline (`MDCSDNetwork`; None: no, the paper's path).
         image_size: input side (None: the recipe's).
         weights: backbone initialisation: "published" (what the detector's publication trains
             from: ImageNet for MD-CSD's RGB branch and the Xception/VGG/EfficientNet
@@ -95,7 +99,10 @@ class TrainConfig:
             describes no augmentation, so all are off by default (`balance` is its frame
             balancing, on).
         strategy: "auto", "default", "mirrored" or "multi_worker" (`make_strategy`).
-        mixed_precision: float16 compute on GPUs.
+        mixed_precision: compute dtype policy, "float16" (or True) or "bfloat16", with float32
+            weights (`md_csd_tf.training.precision`); False: float32.
+        jit_compile: compile the train and predict steps with XLA (GPUs/TPUs; slow to compile
+            on a CPU).
         run_eagerly: skip graph tracing (useful on CPU for tiny runs and debugging).
         seed: seeds Python, NumPy, TensorFlow and the pipeline.
         fakes: where training fakes come from (`data.pseudo_fakes`): "dataset" (the paper),
@@ -116,6 +123,7 @@ class TrainConfig:
     head: str | None = None
     weights: str | None = "published"
     bn_momentum: float | None = None
+    spectrum_in_model: bool | None = None
     epochs: int | None = None
     batch_size: int | None = None
     base_lr: float | None = None
@@ -133,7 +141,8 @@ class TrainConfig:
     blur_probability: float = 0.0
     balance: bool = True
     strategy: str = "auto"
-    mixed_precision: bool = False
+    mixed_precision: bool | str = False
+    jit_compile: bool = False
     run_eagerly: bool = False
     seed: int = 0
     verbose: int = 1
@@ -164,7 +173,7 @@ class TrainConfig:
         entry = get_entry(self.detector)
         given = {
             name: getattr(self, name)
-            for name in ("transform", "middle_blocks", "head", "bn_momentum")
+            for name in ("transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model")
             if getattr(self, name) is not None
         }
         ignored = sorted(set(given) - set(entry.options))
@@ -177,6 +186,7 @@ class TrainConfig:
             image_size=model.image_size,
             transform=model.transform,
             branches=tuple(model.branches),
+            spectrum_in_model=spectrum_in_model(model),
             batch_size=self.batch_size,
             flip=self.flip,
             jpeg_quality=self.jpeg_quality,
@@ -265,7 +275,7 @@ def _load_frames(config: TrainConfig):
 # weights and freq_stat_samples only shape a fresh model; a resumed one comes from last.keras.
 RESUMABLE_CHANGES = {
     "epochs", "verbose", "run_eagerly", "strategy", "out_dir", "steps_per_epoch",
-    "validation_steps", "weights", "freq_stat_samples",
+    "validation_steps", "weights", "freq_stat_samples", "jit_compile",
 }  # fmt: skip
 
 
@@ -413,8 +423,7 @@ def train(config: TrainConfig) -> TrainResult:
     if config.ensemble > 1:
         return _train_ensemble(config)
     previous_policy = keras.mixed_precision.global_policy()
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(policy_name(config.mixed_precision))
     try:
         if not is_chief():  # only the chief writes the run folder (see RunCheckpoint)
             return _train(config)
@@ -463,7 +472,9 @@ def _enter_stage(model, stage: Stage, config: TrainConfig, strategy, keep: bool)
     changed = len(model.trainable_weights) != before
     if not keep or changed or getattr(model, "optimizer", None) is None:
         with strategy.scope():
-            compile_detector(model, config.loss, config.base_lr, config.stitch_lr)
+            compile_detector(
+                model, config.loss, config.base_lr, config.stitch_lr, config.jit_compile
+            )
     model.run_eagerly = config.run_eagerly
 
 

@@ -1,0 +1,91 @@
+"""Keras vs CPU serving runtimes on the same crops, side by side in one run: images/s and ratio.
+
+    python experiments/benchmark_runtime.py                 # full 299 px MD-CSD, weights=None
+    python experiments/benchmark_runtime.py --small         # 71 px, no middle blocks (smoke)
+
+Scores one batch of uint8 crops with (a) the Keras model through `model_inputs` (tf.data's
+spectrum, as `md-csd predict` does), (b) the TFLite model of `md_csd_tf.inference.runtime`
+(XNNPACK, preprocessing inside), and (c) OpenVINO on the same SavedModel in float32, when the
+`openvino` package is importable (it is not a dependency: measured only to choose). The
+runtimes take turns batch by batch, so the machine's shifting load hits each alike; the ratio
+of medians is printed with the load average. Numbers, never assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="71 px, no middle blocks")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="runtime CPU threads")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+
+    from md_csd_tf.data.inputs import model_inputs
+    from md_csd_tf.inference.export import export_saved_model
+    from md_csd_tf.inference.runtime import TFLiteRuntime, export_tflite, with_spectrum_in_model
+    from md_csd_tf.models.md_csd import build_model
+
+    size, middle = (71, 0) if args.small else (299, 8)
+    model = build_model("md_csd", image_size=size, middle_blocks=middle)
+    model.set_frequency_statistics([5.0, 5.0, 5.0], [2.0, 2.0, 2.0])  # typical log-DCT scale
+    crops = np.random.default_rng(0).integers(0, 256, (args.batch, size, size, 3), np.uint8)
+
+    keras_fn = tf.function(lambda c: model(model_inputs(model, c), training=False)[:, 0])
+    scorers = {"keras": lambda c: keras_fn(tf.constant(c)).numpy()}
+    with tempfile.TemporaryDirectory() as folder:
+        began = time.perf_counter()
+        path = export_tflite(model, Path(folder) / "m.tflite")
+        print(f"tflite export: {time.perf_counter() - began:.1f} s")
+        scorers["tflite"] = TFLiteRuntime(path, num_threads=args.threads)
+        try:
+            import openvino
+        except ImportError:
+            print("openvino: not installed, not measured")
+        else:
+            export_saved_model(with_spectrum_in_model(model), Path(folder) / "saved")
+            compiled = openvino.Core().compile_model(
+                openvino.convert_model(str(Path(folder) / "saved")),
+                "CPU",
+                {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": args.threads},
+            )
+            scorers["openvino"] = lambda c: compiled([c])[compiled.outputs[0]]
+
+        reference = scorers["keras"](crops)  # also the warm-up of each
+        for name, score in scorers.items():
+            diff = np.abs(score(crops) - reference).max()
+            print(f"{name}: max |score - keras| = {diff:.2e}")
+        seconds = {name: [] for name in scorers}
+        load_before = os.getloadavg()[0]
+        for _ in range(args.rounds):
+            for name, score in scorers.items():
+                began = time.perf_counter()
+                score(crops)
+                seconds[name].append(time.perf_counter() - began)
+        load_after = os.getloadavg()[0]
+
+    print(f"\n{size} px MD-CSD, batch {args.batch}, {args.rounds} rounds taking turns; "
+          f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    keras_rate = args.batch / statistics.median(seconds["keras"])
+    for name, times in seconds.items():
+        rate = args.batch / statistics.median(times)
+        print(f"  {name:9s} {rate:7.2f} images/s   x{rate / keras_rate:.2f} of Keras")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
