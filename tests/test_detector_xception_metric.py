@@ -429,7 +429,7 @@ def test_train_ensemble_writes_chunk_manifests_and_the_vote(tmp_path, monkeypatc
 
     monkeypatch.setattr(ensemble_training.trainer, "train", fake_train)
     config = TrainConfig(manifest=str(manifest), out_dir=str(tmp_path / "run"), seed=5)
-    result = train_ensemble(config, k=3)
+    result = train_ensemble(config, k=3, share_minority=False)  # disjoint members
 
     assert [c.seed for c, _ in seen] == [5, 6, 7]
     assert [c.out_dir for c, _ in seen] == [str(tmp_path / "run" / f"member_{i}") for i in range(3)]
