@@ -7,6 +7,7 @@ caller's exit status says that something failed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -84,8 +85,11 @@ def _one_line(error: BaseException, path: str) -> str:
     return text if path in text else f"{path}: {text}"
 
 
-def score_input(detector: Detector, path: str, kind: str, **options) -> Row:
-    """Scores one input; any failure becomes `Row.error` (one line naming the input)."""
+def score_input(detector: Detector, path: str, kind: str, prepared=None, **options) -> Row:
+    """Scores one input; any failure becomes `Row.error` (one line naming the input).
+
+    `prepared`: for a video, the `Future` of its `video_crops` started ahead (`score_inputs`).
+    """
     detect = options.pop("detect", True)
     threshold = options.get("threshold", 0.5)
     try:
@@ -102,7 +106,7 @@ def score_input(detector: Detector, path: str, kind: str, **options) -> Row:
         elif kind == "image":
             result = detector.predict_image(path, detect=detect, threshold=threshold)
         else:
-            result = detector.predict_video(path, **options)
+            result = detector.predict_video(path, prepared=prepared, **options)
     except Exception as error:  # noqa: BLE001 - any failure of one input is reported, not raised
         return Row(path, kind, error=_one_line(error, path))
     frames = getattr(result, "frame_indices", [0])
@@ -123,6 +127,7 @@ def score_inputs(
     detector: Detector,
     inputs: Sequence[tuple[str, str]],
     progress: bool = True,
+    prefetch: bool = True,
     **options,
 ) -> list[Row]:
     """Scores every input in turn with a tqdm progress bar (on stderr); never raises per input.
@@ -131,15 +136,30 @@ def score_inputs(
         detector: the loaded model.
         inputs: `(path, kind)` pairs from `collect_inputs`.
         progress: show the bar (it hides itself for a single input).
+        prefetch: decode and crop the next video in a thread while the model scores this one.
+            OpenCV, dlib and TensorFlow run outside Python's lock, so the two overlap; on 2
+            cores the model alone does not keep both busy all the time. Results are the same.
         **options: `predict_video` options, plus `detect` for images.
     """
     from tqdm import tqdm
 
-    rows = []
+    sampling = {k: options[k] for k in ("frames", "sampling", "every_k") if k in options}
+    rows, ahead = [], {}
     bar = tqdm(inputs, unit="input", disable=not progress or len(inputs) < 2, leave=False)
-    for path, kind in bar:
-        bar.set_postfix_str(Path(path).name[-30:], refresh=False)
-        rows.append(score_input(detector, path, kind, **dict(options)))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+
+        def start(i: int) -> None:
+            if prefetch and i < len(inputs) and inputs[i][1] == "video" and i not in ahead:
+                ahead[i] = pool.submit(detector.video_crops, inputs[i][0], **sampling)
+
+        for i, (path, kind) in enumerate(bar):
+            bar.set_postfix_str(Path(path).name[-30:], refresh=False)
+            start(i)
+            if kind == "video":
+                # Only behind a video: the face detector is one dlib object, not thread-safe,
+                # so nothing runs ahead while an image is being cropped here.
+                start(i + 1)
+            rows.append(score_input(detector, path, kind, ahead.pop(i, None), **dict(options)))
     return rows
 
 
