@@ -125,7 +125,7 @@ def main() -> None:
         for detector in (new, old):  # one tracing each; `md-csd predict` pays it once
             detector.predict_crops(np.zeros((1, side, side, 3), np.uint8))
         startup["tracing"] = (time.perf_counter() - began) / 2
-        print(f"start-up: " + ", ".join(f"{k} {v:.1f} s" for k, v in startup.items()))
+        print("start-up: " + ", ".join(f"{k} {v:.1f} s" for k, v in startup.items()))
 
         results = {}
         for name, detector, prefetch in (("old", old, False), ("new", new, True)):
@@ -156,6 +156,7 @@ def main() -> None:
             for a, b in zip(
                 new.video_crops(path, frames=args.frames)[2],
                 old.video_crops(path, frames=args.frames)[2],
+                strict=True,
             )
         ]
         ious = [iou(a, b) for a, b in boxes]

@@ -4,16 +4,23 @@
     python experiments/benchmark_runtime.py --small         # 71 px, no middle blocks (smoke)
 
 Scores one batch of uint8 crops with (a) the Keras model through `model_inputs` (tf.data's
-spectrum, as `md-csd predict` does), (b) the TFLite model of `md_csd_tf.inference.runtime`
-(XNNPACK, preprocessing inside), and (c) OpenVINO on the same SavedModel in float32, when the
-`openvino` package is importable (it is not a dependency: measured only to choose). The
-runtimes take turns batch by batch, so the machine's shifting load hits each alike; the ratio
-of medians is printed with the load average. Numbers, never assertions.
+spectrum, as `md-csd predict` does) in a `tf.function` traced for the fixed batch (what
+`Detector` runs), (a') the same model through `model.predict` (Keras' own loop, to check that
+(a) is not an unfair baseline), (b) the TFLite model of `md_csd_tf.inference.runtime` (XNNPACK,
+preprocessing inside), (c) OpenVINO on the same SavedModel in float32 and (d) ONNX Runtime on
+the serving function converted by tf2onnx, each when its package is importable (they are not
+dependencies: measured only to choose), and with `--bf16` (e) the Keras model rebuilt under the
+`mixed_bfloat16` policy (same weights; the CPU's bf16 units), to show what giving up float32
+buys. The runtimes take turns batch by batch, so the machine's shifting load hits each alike;
+the ratio of medians is printed with the load average and each one's max score difference from
+(a). Numbers, never assertions. TensorFlow's thread pools are its defaults (intra-op = cores,
+inter-op = cores); `TF_NUM_INTEROP_THREADS=1` / `TF_NUM_INTRAOP_THREADS` change them per run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import sys
@@ -30,6 +37,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="runtime CPU threads")
+    parser.add_argument("--bf16", action="store_true", help="also Keras in mixed_bfloat16")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -46,7 +54,12 @@ def main(argv=None) -> int:
     crops = np.random.default_rng(0).integers(0, 256, (args.batch, size, size, 3), np.uint8)
 
     keras_fn = tf.function(lambda c: model(model_inputs(model, c), training=False)[:, 0])
-    scorers = {"keras": lambda c: keras_fn(tf.constant(c)).numpy()}
+    scorers = {
+        "keras": lambda c: keras_fn(tf.constant(c)).numpy(),
+        "keras .predict": lambda c: model.predict(
+            model_inputs(model, c), batch_size=len(c), verbose=0
+        )[:, 0],
+    }
     with tempfile.TemporaryDirectory() as folder:
         began = time.perf_counter()
         path = export_tflite(model, Path(folder) / "m.tflite")
@@ -64,6 +77,12 @@ def main(argv=None) -> int:
                 {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": args.threads},
             )
             scorers["openvino"] = lambda c: compiled([c])[compiled.outputs[0]]
+        if not all(importlib.util.find_spec(m) for m in ("onnxruntime", "tf2onnx")):
+            print("onnxruntime / tf2onnx: not installed, not measured")
+        else:
+            scorers["onnxruntime"] = onnx_scorer(model, size, Path(folder), args.threads)
+        if args.bf16:
+            scorers["keras bf16"] = bf16_scorer(model)
 
         reference = scorers["keras"](crops)  # also the warm-up of each
         for name, score in scorers.items():
@@ -85,6 +104,51 @@ def main(argv=None) -> int:
         rate = args.batch / statistics.median(times)
         print(f"  {name:9s} {rate:7.2f} images/s   x{rate / keras_rate:.2f} of Keras")
     return 0
+
+
+def onnx_scorer(model, size: int, folder: Path, threads: int):
+    """ONNX Runtime (CPU provider) on the serving function (uint8 crops in, spectrum inside)."""
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    from md_csd_tf.data.inputs import model_inputs
+    from md_csd_tf.inference.runtime import with_spectrum_in_model
+
+    served = with_spectrum_in_model(model)  # tf.signal's DCT has no ONNX op; matmuls do
+    spec = tf.TensorSpec((None, size, size, 3), tf.uint8, name="crops")
+    function = tf.function(
+        lambda c: served(model_inputs(served, c), training=False)[:, 0], input_signature=[spec]
+    )
+    began = time.perf_counter()
+    tf2onnx.convert.from_function(
+        function, input_signature=[spec], opset=17, output_path=str(folder / "m.onnx")
+    )
+    print(f"onnx export (tf2onnx): {time.perf_counter() - began:.1f} s")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(
+        str(folder / "m.onnx"), options, providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+    return lambda c: session.run(None, {name: c})[0]
+
+
+def bf16_scorer(model):
+    """The same model and weights under Keras' mixed_bfloat16 policy, in a tf.function."""
+    import keras
+    import tensorflow as tf
+
+    from md_csd_tf.data.inputs import model_inputs
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        copy = type(model).from_config(model.get_config())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    copy.set_weights(model.get_weights())
+    function = tf.function(lambda c: copy(model_inputs(copy, c), training=False)[:, 0])
+    return lambda c: tf.cast(function(tf.constant(c)), tf.float32).numpy()
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ def test_tracking_keeps_the_per_frame_crops(files, detector, tmp_path):
     tracked = detector.video_crops(video, frames=8)
     scratch = fresh.video_crops(video, frames=8)
     assert tracked[1] == scratch[1] and len(tracked[1]) == 8  # same frames
-    assert min(iou(a, b) for a, b in zip(tracked[2], scratch[2])) >= 0.9
+    assert min(iou(a, b) for a, b in zip(tracked[2], scratch[2], strict=True)) >= 0.9
     assert detector.track and fresh.timings["crop"] > 0  # crop timed apart from detection
 
 
@@ -205,6 +205,28 @@ def test_prefetch_gives_the_rows_of_one_input_at_a_time(files, detector):
     serial = score_inputs(detector, inputs, progress=False, prefetch=False, **options)
     assert [r.error for r in ahead] == [r.error for r in serial]
     assert sum(r.ok for r in ahead) == 4
-    for a, b in zip(ahead, serial):
+    for a, b in zip(ahead, serial, strict=True):
         assert a.frame_indices == b.frame_indices
         np.testing.assert_allclose(a.frame_scores, b.frame_scores, atol=1e-6)
+
+
+def test_crops_started_before_the_model_are_taken_over_only_if_they_are_its(files, detector):
+    # `md-csd predict` crops the first videos while TensorFlow loads, with a cropper built from
+    # the crop size in the .keras file; score_inputs must drop those crops if they differ.
+    from md_csd_tf.inference.crops import VideoPrefetcher, saved_crop_size
+    from md_csd_tf.prep.faces import FaceCropper
+
+    assert saved_crop_size(files["model"]) == detector.cropper.image_size
+    assert saved_crop_size(files["image"]) is None  # not a .keras archive
+    inputs = collect_inputs([files["video"], files["image"], files["video"]])
+    options = dict(frames=4, sampling="uniform", aggregate="mean", threshold=0.5)
+    sampling = dict(frames=4, sampling="uniform")
+    serial = score_inputs(detector, inputs, progress=False, prefetch=False, **options)
+    for size in (detector.cropper.image_size, 40):  # the model's crops, then foreign ones
+        early = VideoPrefetcher(inputs, FaceCropper(image_size=size), track=True, **sampling)
+        early.start(0)
+        assert early.matches(detector.cropper, True, **sampling) == (size != 40)
+        rows = score_inputs(detector, inputs, progress=False, prefetch=early, **options)
+        for a, b in zip(rows, serial, strict=True):
+            assert a.ok and a.frame_indices == b.frame_indices
+            np.testing.assert_allclose(a.frame_scores, b.frame_scores, atol=1e-6)

@@ -75,45 +75,38 @@ def run(args: argparse.Namespace) -> int:
     if args.output:  # before scoring: an unwritable --output must not cost the whole run
         check_writable(args.output, "file", "--output")
 
-    from md_csd_tf.inference.batch import (
-        collect_inputs,
-        format_table,
-        score_inputs,
-        write_results,
-    )
-    from md_csd_tf.inference.detector import DEFAULT_FRAMES, Detector
+    from md_csd_tf.inference.batch import collect_inputs, format_table, write_results
+    from md_csd_tf.inference.crops import DEFAULT_FRAMES
 
     inputs = collect_inputs(args.inputs)
     if not inputs:
         raise UserError(f"no image or video found in {' '.join(args.inputs)}")
-    options = dict(batch_size=args.batch_size, detect_max_side=args.detect_max_side or None)
-    if args.model:
-        detector = Detector.load(args.model, **options)
-    elif args.detector and args.weights:
-        detector = Detector.pretrained(args.detector, args.weights, **options)
-    else:
-        raise UserError("pass --model RUN/best.keras, or --detector NAME --weights WEIGHTS")
-    if args.runtime != "keras":
-        if not args.model:
-            raise UserError(f"--runtime {args.runtime} needs --model RUN/best.keras")
-        from md_csd_tf.inference.runtime import open_runtime
-
-        detector.use_runtime(open_runtime(args.model, detector.model, args.runtime))
-    # The video score as the detector's publication computes it, unless asked otherwise.
-    args.aggregate = args.aggregate or detector.recipe.video_aggregate
     if args.every:
-        options = {"sampling": "every", "every_k": args.every, "frames": args.frames}
+        sampling = {"sampling": "every", "every_k": args.every, "frames": args.frames}
     else:
-        options = {"sampling": "uniform", "frames": args.frames or DEFAULT_FRAMES}
-    rows = score_inputs(
-        detector,
-        inputs,
-        progress=not args.quiet,
-        detect=args.detect,
-        aggregate=args.aggregate,
-        threshold=args.threshold,
-        **options,
-    )
+        sampling = {"sampling": "uniform", "frames": args.frames or DEFAULT_FRAMES}
+    # Importing TensorFlow and loading the model take seconds: the first videos are decoded
+    # and cropped meanwhile (score_inputs takes the crops over if they are the model's).
+    early = _start_videos(args, inputs, sampling)
+    try:
+        detector = _load_detector(args)
+        # The video score as the detector's publication computes it, unless asked otherwise.
+        args.aggregate = args.aggregate or detector.recipe.video_aggregate
+        from md_csd_tf.inference.batch import score_inputs
+
+        rows = score_inputs(
+            detector,
+            inputs,
+            progress=not args.quiet,
+            prefetch=early if early is not None else True,
+            detect=args.detect,
+            aggregate=args.aggregate,
+            threshold=args.threshold,
+            **sampling,
+        )
+    finally:
+        if early is not None:
+            early.close()
     print(format_table(rows))
     for row in rows:
         if row.face_note:
@@ -130,10 +123,46 @@ def run(args: argparse.Namespace) -> int:
                 aggregate=args.aggregate,
                 threshold=args.threshold,
                 detect=args.detect,
-                **options,
+                **sampling,
             )
         except OSError as error:
             raise UserError(f"--output {args.output}: cannot be written ({error})") from None
         print(f"wrote {path}")
     print(f"{len(rows) - len(failed)} of {len(rows)} inputs scored")
     return 1 if failed else 0
+
+
+def _start_videos(args: argparse.Namespace, inputs, sampling: dict):
+    """A `VideoPrefetcher` already cropping the first video(s) when the inputs start with a
+    video and the model is a .keras file whose crop size can be read without loading it."""
+    from md_csd_tf.inference.crops import VideoPrefetcher, saved_crop_size
+    from md_csd_tf.prep.faces import FaceCropper
+
+    size = saved_crop_size(args.model) if args.model else None
+    if size is None or not inputs or inputs[0][1] != "video":
+        return None
+    cropper = FaceCropper(image_size=size, detect_max_side=args.detect_max_side or None)
+    early = VideoPrefetcher(inputs, cropper, track=True, **sampling)
+    early.start(0)
+    early.start(1)
+    return early
+
+
+def _load_detector(args: argparse.Namespace):
+    from md_csd_tf.errors import UserError
+    from md_csd_tf.inference.detector import Detector
+
+    options = dict(batch_size=args.batch_size, detect_max_side=args.detect_max_side or None)
+    if args.model:
+        detector = Detector.load(args.model, **options)
+    elif args.detector and args.weights:
+        detector = Detector.pretrained(args.detector, args.weights, **options)
+    else:
+        raise UserError("pass --model RUN/best.keras, or --detector NAME --weights WEIGHTS")
+    if args.runtime != "keras":
+        if not args.model:
+            raise UserError(f"--runtime {args.runtime} needs --model RUN/best.keras")
+        from md_csd_tf.inference.runtime import open_runtime
+
+        detector.use_runtime(open_runtime(args.model, detector.model, args.runtime))
+    return detector

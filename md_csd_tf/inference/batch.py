@@ -7,20 +7,23 @@ caller's exit status says that something failed.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from md_csd_tf.files import atomic_write_text
-from md_csd_tf.inference.detector import (
+from md_csd_tf.inference.crops import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
-    Detector,
+    VideoPrefetcher,
     input_kind,
 )
+
+if TYPE_CHECKING:  # TensorFlow is imported with the model, not to list inputs
+    from md_csd_tf.inference.detector import Detector
 
 COLUMNS = ("input", "kind", "frames_scored", "fake_probability", "verdict", "error")
 
@@ -127,7 +130,7 @@ def score_inputs(
     detector: Detector,
     inputs: Sequence[tuple[str, str]],
     progress: bool = True,
-    prefetch: bool = True,
+    prefetch: bool | VideoPrefetcher = True,
     **options,
 ) -> list[Row]:
     """Scores every input in turn with a tqdm progress bar (on stderr); never raises per input.
@@ -136,30 +139,42 @@ def score_inputs(
         detector: the loaded model.
         inputs: `(path, kind)` pairs from `collect_inputs`.
         progress: show the bar (it hides itself for a single input).
-        prefetch: decode and crop the next video in a thread while the model scores this one.
-            OpenCV, dlib and TensorFlow run outside Python's lock, so the two overlap; on 2
-            cores the model alone does not keep both busy all the time. Results are the same.
+        prefetch: decode and crop the next video in a thread while the model scores this one
+            (and trace the model while the first is cropped). OpenCV, dlib and TensorFlow
+            work outside Python's lock, so they overlap; the rows are the same. A
+            `VideoPrefetcher` started before the model was loaded (`md-csd predict`) is taken
+            over when its crops are this detector's, else discarded.
         **options: `predict_video` options, plus `detect` for images.
     """
     from tqdm import tqdm
 
     sampling = {k: options[k] for k in ("frames", "sampling", "every_k") if k in options}
-    rows, ahead = [], {}
+    early = prefetch if isinstance(prefetch, VideoPrefetcher) else None
+    if early is not None and not early.matches(detector.cropper, detector.track, **sampling):
+        early.close()
+        early = None
+    ahead = early
+    if ahead is None and prefetch:
+        ahead = VideoPrefetcher(inputs, detector.cropper, detector.track, **sampling)
+    rows = []
     bar = tqdm(inputs, unit="input", disable=not progress or len(inputs) < 2, leave=False)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-
-        def start(i: int) -> None:
-            if prefetch and i < len(inputs) and inputs[i][1] == "video" and i not in ahead:
-                ahead[i] = pool.submit(detector.video_crops, inputs[i][0], **sampling)
-
+    try:
         for i, (path, kind) in enumerate(bar):
             bar.set_postfix_str(Path(path).name[-30:], refresh=False)
-            start(i)
-            if kind == "video":
-                # Only behind a video: the face detector is one dlib object, not thread-safe,
-                # so nothing runs ahead while an image is being cropped here.
-                start(i + 1)
-            rows.append(score_input(detector, path, kind, ahead.pop(i, None), **dict(options)))
+            if ahead is not None and kind == "video":
+                # Only behind a video: the face detector is one dlib object, not known to be
+                # thread-safe, so nothing runs ahead while an image is cropped here.
+                ahead.start(i)
+                ahead.start(i + 1)
+                if i == 0:
+                    detector.warm_up()  # trace while the first video is cropped
+            future = ahead.take(i) if ahead is not None else None
+            rows.append(score_input(detector, path, kind, future, **dict(options)))
+    finally:
+        if ahead is not None:
+            ahead.close()
+            for stage, seconds in ahead.timings.items():
+                detector.timings[stage] += seconds
     return rows
 
 

@@ -25,7 +25,6 @@ import collections
 import dataclasses
 import os
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -33,20 +32,16 @@ import tensorflow as tf
 
 from md_csd_tf.data.inputs import crops_to_inputs, fit_crops, spectrum_in_model
 from md_csd_tf.errors import UserError
-from md_csd_tf.prep.faces import Box, FaceCropper
-from md_csd_tf.prep.video import STRIDED, VideoError, iter_frames
-from md_csd_tf.training.metrics import AGGREGATES, video_score
-
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
+from md_csd_tf.inference.crops import (  # noqa: F401 - IMAGE_/VIDEO_EXTENSIONS, input_kind:
+    DEFAULT_FRAMES,  # re-exported, their home was here
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    InputError,
+    input_kind,
+    video_crops,
 )
-SAMPLINGS = ("uniform", STRIDED)
-DEFAULT_FRAMES = 32  # evenly spaced frames per video; FF++ test videos give 32 crops in ~5 s
-
-
-class InputError(UserError):
-    """An input that cannot be scored (unreadable, no face); the message names the input."""
+from md_csd_tf.prep.faces import Box, FaceCropper
+from md_csd_tf.training.metrics import AGGREGATES, video_score
 
 
 @dataclasses.dataclass
@@ -168,16 +163,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"{path}: {error}") from None
 
 
-def input_kind(path: str | os.PathLike) -> str:
-    """ "image", "video" or "unknown", from the file extension."""
-    suffix = Path(path).suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        return "image"
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    return "unknown"
-
-
 class Detector:
     """A loaded detector of the registry plus the face cropper, scoring crops in fixed-size batches.
 
@@ -194,7 +179,8 @@ class Detector:
 
     Attributes:
         timings: seconds spent so far in "decode", "detect" (face detection), "crop" (cutting
-            and resizing the crop), "transform" (`crops_to_inputs`) and "model"; for benchmarks.
+            and resizing the crop), "transform" (`crops_to_inputs`), "model" and "trace"
+            (`warm_up`); for benchmarks.
     """
 
     def __init__(
@@ -397,17 +383,6 @@ class Detector:
 
     # -- videos ---------------------------------------------------------------------------------
 
-    def _frames(self, path: str, frames: int | None, sampling: str, every_k: int | None):
-        """Yields `(index, rgb_frame)` of the sampled frames, timing the decoding."""
-        stream = iter_frames(path, frames, sampling, every=every_k)
-        while True:
-            began = time.perf_counter()
-            item = next(stream, None)
-            self.timings["decode"] += time.perf_counter() - began
-            if item is None:
-                return
-            yield item
-
     def video_crops(
         self,
         path: str | os.PathLike,
@@ -415,39 +390,20 @@ class Detector:
         sampling: str = "uniform",
         every_k: int | None = None,
     ) -> tuple[list[np.ndarray], list[int], list[Box], int]:
-        """Face crops of a video's sampled frames: `(crops, frame_indices, boxes, sampled)`."""
-        path = os.fspath(path)
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-        if sampling == STRIDED and (every_k is None or every_k < 1):
-            raise ValueError("sampling='every' needs every_k >= 1")
-        crops, indices, boxes, sampled = [], [], [], 0
-        hint = None  # the width of the last face found, when tracking
-        try:
-            for index, frame in self._frames(path, frames, sampling, every_k):
-                sampled += 1
-                began = time.perf_counter()
-                found = self.cropper.detect(frame, hint)
-                middle = time.perf_counter()
-                self.timings["detect"] += middle - began
-                if found is not None:
-                    face = found[0]
-                    hint = face[2] - face[0] if self.track else None
-                    crop, box = self.cropper.crop_box(frame, face)
-                    self.timings["crop"] += time.perf_counter() - middle
-                    crops.append(crop)
-                    indices.append(index)
-                    boxes.append(tuple(box))
-        except VideoError as error:
-            raise InputError(str(error)) from None
-        except cv2.error as error:
-            first = str(error).strip().splitlines()[-1] if str(error).strip() else "cv2.error"
-            raise InputError(f"{path}: cannot decode the video ({first[:160]})") from None
-        if sampled == 0:
-            raise InputError(f"{path}: no frame could be decoded (corrupt or truncated video)")
-        if not crops:
-            raise InputError(f"{path}: no face found in any of the {sampled} sampled frames")
-        return crops, indices, boxes, sampled
+        """Face crops of a video's sampled frames: `(crops, frame_indices, boxes, sampled)`
+        (`md_csd_tf.inference.crops.video_crops` with this detector's cropper)."""
+        return video_crops(self.cropper, path, frames, sampling, every_k, self.track, self.timings)
+
+    def warm_up(self) -> None:
+        """Traces the scoring functions now (seconds for a full Xception) with a padded batch
+        of zeros: `score_inputs` does it while the first video is being cropped."""
+        if getattr(self.model, "clip_frames", None):
+            return
+        before = {stage: self.timings[stage] for stage in ("transform", "model")}
+        began = time.perf_counter()
+        self.predict_crops(np.zeros((1, self.image_size, self.image_size, 3), np.uint8))
+        self.timings.update(before)  # counted as "trace", not as scoring
+        self.timings["trace"] += time.perf_counter() - began
 
     def predict_video(
         self,
