@@ -1,9 +1,9 @@
 """A CPU serving runtime: the detector and its preprocessing as a TensorFlow Lite model (XNNPACK).
 
-Chosen by measurement (`experiments/benchmark_runtime.py`, numbers in README "Speed"): TFLite
-ships inside TensorFlow (no new dependency) and its default XNNPACK CPU kernels score a 299 px
-MD-CSD well over 2x faster than the Keras model on this 2-core machine. ONNX Runtime and
-OpenVINO would each add a converter and a runtime package, and were not measured here.
+Measured side by side (`experiments/benchmark_runtime.py`, numbers in docs/inference.md), no
+CPU runtime beats TensorFlow's own oneDNN kernels on this 2-core machine (TFLite x0.65-0.72,
+OpenVINO x0.77, ONNX Runtime x0.52 of Keras images/s at 299 px); TFLite is kept because it
+ships inside TensorFlow (no new dependency) and its single file runs without this package.
 
 The .tflite model holds the whole crop-to-score path, like the SavedModel of
 `md_csd_tf.inference.export`: uint8 RGB crops `(batch, height, width, 3)` of any side in,
