@@ -117,3 +117,126 @@ def test_evaluation_scores_every_frame_of_every_video_from_its_clips(table):
     assert scored["prob"].iloc[rows[0]] == pytest.approx(scored["prob"].iloc[rows[1]])
     crops = [decode_crop(tf.constant(p), SIZE).numpy() for p in frames["abs_path"][:2]]
     assert scored["prob"].iloc[0] == pytest.approx(np.mean(crops) / 255, rel=1e-5)
+
+
+FRAMES = 10  # > dual_level's T = 8: evaluation scores a clip from frame 0 and one ending at 9
+
+
+def _crop_key(crop) -> bytes:
+    return np.asarray(crop, np.uint8).tobytes()
+
+
+@pytest.mark.slow
+def test_md_csd_train_feeds_dual_level_clips_and_evaluate_and_predict_score_every_clip(
+    tmp_path, monkeypatch, capsys
+):
+    """The real entry points with the recipe's T = 8 at 32 px (the work is building, saving and
+    loading ResNet-50, not the steps): `md-csd train` hands the model clips of one video in
+    frame order with per-frame and per-video labels; `md-csd evaluate` and `md-csd predict`
+    score a video over every clip (checked against clips cut and scored by hand)."""
+    import cv2
+    import pandas as pd
+    from inference_fixtures import render_face_video
+
+    from md_csd_tf import cli, load_model
+    from md_csd_tf.models.dual_level import DualLevel
+    from md_csd_tf.models.registry import get_entry
+    from md_csd_tf.prep import synthetic
+
+    clip_frames = get_entry("dual_level").recipe.clip_frames
+    assert clip_frames == 8 and clip_frames < FRAMES
+    videos = {"train": {"real": 2, "Deepfakes": 2}, "val": {"real": 1, "Deepfakes": 1},
+              "test": {"real": 1, "Deepfakes": 1}}  # fmt: skip
+    manifest = write_crop_manifest(tmp_path / "crops", SIZE, videos, FRAMES)
+    rows = pd.read_csv(manifest, dtype={"video_id": str})
+    # Training fakes whose first three frames are untouched: frame labels differ from the
+    # video's (evaluation's metrics refuse such videos, so the test split keeps one label).
+    untouched = (rows["split"] == "train") & (rows["label"] == 1) & (rows["frame_index"] < 3)
+    rows.loc[untouched, "label"] = 0
+    rows.to_csv(manifest, index=False)
+    table = read_manifest(manifest)
+    # Every crop is noise, so its pixels name its row: (video, frame index, frame label).
+    owner = {
+        _crop_key(decode_crop(tf.constant(r.abs_path), SIZE)): (r.video_id, r.frame_index, r.label)
+        for r in table.itertuples()
+    }
+    assert len(owner) == len(table)
+
+    seen = []
+    train_step = DualLevel.train_step
+
+    def spy(self, data):  # eager (--run-eagerly): the batches as the model receives them
+        x, y = data
+        seen.append((x["rgb"].numpy(), {k: v.numpy() for k, v in y.items()}))
+        return train_step(self, data)
+
+    monkeypatch.setattr(DualLevel, "train_step", spy)
+    run = tmp_path / "run"
+    code = cli.main(["train", "--detector", "dual_level", "--data", str(manifest),
+                     "--out", str(run), "--image-size", str(SIZE), "--weights", "none",
+                     "--epochs", "1", "--batch-size", "2", "--steps-per-epoch", "2",
+                     "--run-eagerly"])  # fmt: skip
+    assert code == 0 and len(seen) == 2
+    video_labels = []
+    for clips, labels in seen:
+        assert clips.shape == (2, clip_frames, SIZE, SIZE, 3)
+        assert labels["frame"].shape == (2, clip_frames) and labels["video"].shape == (2,)
+        for clip, frame_labels, video_label in zip(clips, labels["frame"], labels["video"],
+                                                   strict=True):  # fmt: skip
+            found = [owner[_crop_key(crop)] for crop in clip]
+            assert len({video for video, _, _ in found}) == 1  # one video
+            first = found[0][1]
+            assert [index for _, index, _ in found] == list(range(first, first + clip_frames))
+            np.testing.assert_array_equal(frame_labels, [label for _, _, label in found])
+            assert video_label == max(table.loc[table["video_id"] == found[0][0], "label"])
+            video_labels.append(video_label)
+    assert set(video_labels) == {0.0, 1.0}  # both classes reach the model
+
+    # Evaluation: frame f's score is the mean of the clips holding it; clips cut by hand.
+    model = load_model(run / "best.keras", compile=False)
+    assert cli.main(["evaluate", "--model", str(run / "best.keras"), "--data", str(manifest),
+                     "--out", str(tmp_path / "eval"), "--batch-size", "3"]) == 0  # fmt: skip
+    scored = pd.read_csv(tmp_path / "eval" / "predictions.csv", dtype={"video_id": str})
+    test = select(table, split="test")
+    assert len(scored) == len(test) == 2 * FRAMES
+    starts = (0, FRAMES - clip_frames)  # disjoint runs of T, plus one ending at the last frame
+    for video_id, frames in test.groupby("video_id"):
+        crops = np.stack([
+            cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB)
+            for p in frames.sort_values("frame_index")["abs_path"]
+        ])  # fmt: skip
+        clips = np.stack([crops[s : s + clip_frames] for s in starts]).astype(np.float32)
+        probs = model({"rgb": clips}, training=False).numpy()[:, 0]
+        expected = np.zeros(FRAMES)
+        covered = np.zeros(FRAMES)
+        for start, prob in zip(starts, probs, strict=True):
+            expected[start : start + clip_frames] += prob
+            covered[start : start + clip_frames] += 1
+        got = scored[scored["video_id"] == video_id].sort_values("frame_index")["prob"]
+        np.testing.assert_allclose(got, expected / covered, atol=1e-5)
+
+    # predict on a video: its face crops cut into the same runs of T and scored as clips.
+    frames = render_face_video(seed=0, n_frames=FRAMES)
+    synthetic.write_video(tmp_path / "clip.mp4", frames)
+    from md_csd_tf.inference.detector import Detector
+
+    detector = Detector.load(run / "best.keras")
+    crops, _, _, _ = detector.video_crops(tmp_path / "clip.mp4", frames=None)
+    assert len(crops) == FRAMES
+    crops = np.stack(crops)  # cut at the training crops' size (the model's crop_size), 32 px
+    assert crops.shape == (FRAMES, SIZE, SIZE, 3)
+    clips = np.stack([crops[s : s + clip_frames] for s in starts]).astype(np.float32)
+    by_hand = model({"rgb": clips}, training=False).numpy()[:, 0]
+    weights = np.zeros(len(starts))  # each clip's share of the mean over frames
+    for k, start in enumerate(starts):
+        weights[k] = sum(1 / sum(s <= f < s + clip_frames for s in starts)
+                         for f in range(start, start + clip_frames))  # fmt: skip
+    output = tmp_path / "scores.csv"
+    assert cli.main(["predict", "--model", str(run / "best.keras"), str(tmp_path / "clip.mp4"),
+                     "--frames", str(FRAMES), "--output", str(output), "--quiet"]) == 0  # fmt: skip
+    (row,) = pd.read_csv(output).to_dict("records")
+    assert row["fake_probability"] == pytest.approx(float(weights @ by_hand) / FRAMES, abs=1e-5)
+    # A single crop holds no clip: refused with a message that asks for a video.
+    code = cli.main(["predict", "--model", str(run / "best.keras"), "--no-detect",
+                     str(tmp_path / "crops" / test["path"].iloc[0])])  # fmt: skip
+    assert code != 0 and "pass a video" in capsys.readouterr().err

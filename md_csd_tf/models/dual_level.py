@@ -65,14 +65,28 @@ class LastStep(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
-def _resnet(image_size: int, weights=None) -> keras.Model:
-    return keras.applications.ResNet50(
-        include_top=False,
-        weights=weights,
-        input_shape=(image_size, image_size, 3),
-        pooling="avg",
-        name="resnet50",
+# The last layer of each of ResNet-50's four stages (conv2_x .. conv5_x: 3, 4, 6, 3 bottleneck
+# blocks; 256, 512, 1024, 2048 channels), in Keras' layer names.
+RESNET_STAGE_ENDS = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out")
+
+
+def _resnet(image_size: int, weights=None, stages: int = 4) -> keras.Model:
+    """ResNet-50 without top, average pooled; `stages` < 4 keeps its first stages only (the
+    same layers and weights up to that stage's end: a shallower stand-in for quick tests)."""
+    if stages == len(RESNET_STAGE_ENDS):  # the published network, exactly Keras' own
+        return keras.applications.ResNet50(
+            include_top=False,
+            weights=weights,
+            input_shape=(image_size, image_size, 3),
+            pooling="avg",
+            name="resnet50",
+        )
+    full = keras.applications.ResNet50(
+        include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
     )
+    end = full.get_layer(RESNET_STAGE_ENDS[stages - 1]).output
+    pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(end)
+    return keras.Model(full.input, pooled, name="resnet50")
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
@@ -88,6 +102,9 @@ class DualLevel(keras.Model):
         image_size: crop side (224, ResNet-50's ImageNet size).
         clip_frames: T, frames per clip.
         units / layers: GRU width and depth (256 and 3, the paper's).
+        resnet_stages: how many of ResNet-50's four stages to keep (4, the paper's; fewer
+            gives a shallow frame encoder for quick tests: 1 keeps conv1 and conv2_x, 256
+            features).
         video_weight: weight of the video-level loss; the frame level has 1 - it (0.6 / 0.4).
         level_loss: "auc" (the paper's AUC loss at both levels) or "bce".
         crop_size: side of the training crops (None: `image_size`); set by the trainer.
@@ -109,6 +126,7 @@ class DualLevel(keras.Model):
         layers: int = 3,
         video_weight: float = 0.6,
         level_loss: str = "auc",
+        resnet_stages: int = 4,
         crop_size: int | None = None,
         name: str = "dual_level",
         trainable: bool = True,
@@ -116,8 +134,11 @@ class DualLevel(keras.Model):
     ):
         if level_loss not in LEVEL_LOSSES:
             raise ValueError(f"level_loss must be one of {LEVEL_LOSSES}, got {level_loss!r}")
+        if not 1 <= resnet_stages <= len(RESNET_STAGE_ENDS):
+            raise ValueError(f"resnet_stages must be 1 to 4, got {resnet_stages}")
         clip = keras.Input((clip_frames, image_size, image_size, 3), name="rgb")
-        features = keras.layers.TimeDistributed(_resnet(image_size), name="frames")(
+        encoder = _resnet(image_size, stages=resnet_stages)
+        features = keras.layers.TimeDistributed(encoder, name="frames")(
             CaffePixels(name="resnet_pixels")(clip)  # elementwise: any leading dims
         )
         sequence = features
@@ -137,6 +158,7 @@ class DualLevel(keras.Model):
         self.layers_count = layers
         self.video_weight = video_weight
         self.level_loss = level_loss
+        self.resnet_stages = resnet_stages
         self.crop_size = crop_size
         self._frame_model = keras.Model({"rgb": clip}, [video_probability, frame_probability])
         self.trackers = {
@@ -202,6 +224,7 @@ class DualLevel(keras.Model):
             "layers": self.layers_count,
             "video_weight": self.video_weight,
             "level_loss": self.level_loss,
+            "resnet_stages": self.resnet_stages,
             "crop_size": self.crop_size,
             **{key: getattr(self, key) for key in CONTRACT_CONSTANTS},
         }
@@ -225,7 +248,7 @@ def build(weights=None, image_size: int = 224, **options) -> DualLevel:
             f"weights {weights!r}: pass None, 'imagenet' or a Keras ResNet-50 weights file "
             "(include_top=False)."
         )
-    source = _resnet(image_size, os.fspath(weights))
+    source = _resnet(image_size, os.fspath(weights), model.resnet_stages)
     model.get_layer("frames").layer.set_weights(source.get_weights())
     return model
 
