@@ -152,11 +152,12 @@ class Run:
 
         config = TrainConfig(manifest="", out_dir="", **self.train_settings(settings))
         # What initialises a fresh model changes what is trained, though a resumed run may not
-        # re-read it (its weights are in last.keras).
+        # re-read it (its weights are in last.keras). Unset fields are left out, so a field
+        # added later (None by default) keeps the folders of the runs made before it.
         ignored = (RESUMABLE_CHANGES - {"weights", "freq_stat_samples"}) | {"manifest"}
         identity = {
             k: v for k, v in sorted(dataclasses.asdict(config.resolved()).items())
-            if k not in ignored
+            if k not in ignored and v is not None
         }  # fmt: skip
         digest = hashlib.sha1(json.dumps(identity, default=str).encode()).hexdigest()[:6]
         return f"{self.label()}-{digest}"

@@ -134,6 +134,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) 
         help="MD-CSD's Xception middle-flow blocks (default 8)",
     )  # fmt: skip
     parser.add_argument(
+        "--clip-frames", type=int_range(2), default=None,
+        help="a clip detector's frames per clip, T (dual_level; default: its recipe's, 8)",
+    )  # fmt: skip
+    parser.add_argument(
         "--weights", "--rgb-weights", dest="weights", default=default("published"),
         help="backbone initialisation: 'published' (default: as the detector's paper, e.g. "
         "ImageNet for Xception branches, downloaded once), 'imagenet', 'none', a weights "
@@ -149,6 +153,7 @@ def given_settings(
         "head",
         "image_size",
         "middle_blocks",
+        "clip_frames",
         "weights",
         "epochs",
         "batch_size",
@@ -180,6 +185,7 @@ def config_from_args(args):
         transform=args.transform,
         image_size=args.image_size,
         middle_blocks=args.middle_blocks,
+        clip_frames=args.clip_frames,
         head=args.head,
         weights=None if str(args.weights).lower() == "none" else args.weights,
         epochs=args.epochs,

@@ -275,4 +275,5 @@ register(
     build,
     RECIPE,
     "ResNet-50 per frame + 3-layer GRU, frame and video heads, AUC loss (reads clips of T frames)",
+    options=("clip_frames",),
 )

@@ -75,6 +75,8 @@ class TrainConfig:
         transform / middle_blocks / head / bn_momentum: MD-CSD's model options (None: its
             defaults: DCT, 8 middle blocks, the fc head, BatchNorm momentum 0.99); a detector
             without such an option ignores it with a note.
+        clip_frames: T, the frames per clip of a clip detector (`dual_level`; None: its
+            recipe's).
         spectrum_in_model: compute the frequency input inside the model (on the accelerator)
             instead of in the tf.data pipeline (`MDCSDNetwork`; None: no, the paper's path).
         image_size: input side (None: the recipe's).
@@ -124,6 +126,7 @@ class TrainConfig:
     weights: str | None = "published"
     bn_momentum: float | None = None
     spectrum_in_model: bool | None = None
+    clip_frames: int | None = None
     epochs: int | None = None
     batch_size: int | None = None
     base_lr: float | None = None
@@ -173,7 +176,8 @@ class TrainConfig:
         entry = get_entry(self.detector)
         given = {
             name: getattr(self, name)
-            for name in ("transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model")
+            for name in ("transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model",
+                         "clip_frames")
             if getattr(self, name) is not None
         }
         ignored = sorted(set(given) - set(entry.options))
@@ -526,7 +530,7 @@ def _train(config: TrainConfig) -> TrainResult:
         apply_multi_worker_fixes(model, strategy)
 
     pipeline = dataclasses.replace(config.pipeline(model), seed=config.seed + epoch_offset)
-    clip_frames = get_entry(config.detector).recipe.clip_frames
+    clip_frames = getattr(model, "clip_frames", None)
     if clip_frames:  # the detector reads clips of T consecutive crops of one video
         if config.fakes != "dataset":
             raise UserError(f"--fakes {config.fakes}: {config.detector} reads clips; use dataset")
