@@ -77,6 +77,16 @@ def test_sbi_ratio_is_one_of_the_papers():
     assert ratios <= {0.25, 0.5, 0.75, 1.0} and 1.0 in ratios and len(ratios) >= 2
 
 
+def test_dilate_matches_scipy_square_dilation():
+    from scipy.ndimage import binary_dilation
+
+    mask = blend.hull_mask(face_landmarks(), SIZE).numpy()
+    mask[3, 60] = 1.0  # a lone pixel near the border
+    ours = blend.dilate(tf.constant(mask), 6).numpy()[..., 0]
+    ref = binary_dilation(mask[..., 0] > 0, np.ones((13, 13), bool))
+    np.testing.assert_array_equal(ours > 0, ref)
+
+
 def test_polygon_mask_matches_matplotlib_point_in_polygon():
     from matplotlib.path import Path as Polygon
 
