@@ -120,17 +120,30 @@ def main(argv=None) -> int:
     from md_csd_tf.bench import benchmark_size
 
     if args.fakes != "dataset":
+        cores = os.cpu_count()
         with tempfile.TemporaryDirectory() as folder:
             frames = write_crops(Path(folder), args.crops, args.size)
+            load = os.getloadavg()[0]
             pipe = pipeline_rate(frames, args.size, args.seconds, args.batch, args.fakes)
-        print(f"pipeline (decode + {args.fakes} pairs + JPEG + log-DCT, {args.size} px): "
-              f"{pipe:.1f} images/s, of which pseudo-fakes {pipe / 2:.1f}/s")  # fmt: skip
+        # A generator pair is two training images, so the trainer's images/s is what the pipeline's
+        # images/s (not its pseudo-fakes/s) must match; per core, since tf.data's parallel calls
+        # spread over every core and an accelerator host has more of them than this machine.
+        per_core = pipe / cores
+        print(f"pipeline (decode + {args.fakes} pairs + JPEG + log-DCT, {args.size} px, "
+              f"{cores} CPU threads, load average {load:.1f} -> {os.getloadavg()[0]:.1f}): "
+              f"{pipe:.1f} images/s, of which pseudo-fakes {pipe / 2:.1f}/s; "
+              f"{per_core:.1f} images/s per core")  # fmt: skip
+        if args.size == 299:  # the size --accelerator-rate is an estimate for
+            print(f"  -> {args.accelerator_rate / per_core:.0f} cores of this machine per "
+                  f"accelerator at {args.accelerator_rate:.0f} images/s")  # fmt: skip
         if not args.skip_model:
+            load = os.getloadavg()[0]
             model = benchmark_size(
                 args.size, batch=8, seconds=args.seconds, middle_blocks=args.middle_blocks
             )["train_images_per_s"]
-            print(f"MD-CSD training ({args.size} px): {model:.2f} images/s; "
-                  f"pseudo-fakes / training images: {pipe / 2 / model:.1f}x")  # fmt: skip
+            print(f"MD-CSD training ({args.size} px, batch 8, {args.middle_blocks} middle blocks, "
+                  f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}): {model:.2f} images/s; "
+                  f"pipeline / training: {pipe / model:.1f}x (target >= 10x)")  # fmt: skip
         return 0
     with tempfile.TemporaryDirectory() as folder:
         frames = write_crops(Path(folder), args.crops, args.size)

