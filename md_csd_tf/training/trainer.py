@@ -174,12 +174,9 @@ class TrainConfig:
     def model_options(self) -> dict:
         """The builder options given (not None) among the detector's own options."""
         entry = get_entry(self.detector)
-        given = {
-            name: getattr(self, name)
-            for name in ("transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model",
-                         "clip_frames")
-            if getattr(self, name) is not None
-        }
+        names = ("transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model",
+                 "clip_frames")  # fmt: skip
+        given = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         ignored = sorted(set(given) - set(entry.options))
         if ignored and self.verbose:
             print(f"note: {self.detector} has no option {', '.join(ignored)}; ignored.")
