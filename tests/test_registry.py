@@ -130,3 +130,42 @@ def test_listing_and_pretrained_mesonet_from_the_command_line(tmp_path, capsys):
     assert 0 <= row["fake_probability"] <= 1 and row["verdict"] in ("real", "fake")
     assert cli.main(["predict", str(image)]) == 2
     assert "--detector NAME --weights" in capsys.readouterr().err
+
+
+def test_bn_momentum_reaches_every_batchnorm_and_the_traced_train_step():
+    """A detector without a `bn_momentum` builder option gets it on every BatchNorm layer, nested
+    ones included, and the traced train step uses it: after one step from zero moving means,
+    momentum 0 leaves the batch mean and Keras' 0.99 a hundredth of it."""
+
+    from md_csd_tf.models.registry import set_batchnorm_momentum
+
+    nested = get_entry("dual_level").build(
+        image_size=32, weights=None, clip_frames=2, resnet_stages=1
+    )
+    count = set_batchnorm_momentum(nested, 0.5)
+    walked = list(_batchnorms(nested))  # through `.layers`, model by nested model
+    assert count == len(walked) > 0 and {layer.momentum for layer in walked} == {0.5}
+
+    crops, labels = tiny_batch()
+    means = {}
+    for momentum in (0.0, None):
+        tf.keras.utils.set_random_seed(0)
+        model = build_small("meso4")
+        if momentum is not None:
+            set_batchnorm_momentum(model, momentum)
+        compile_detector(model, "bce", 1e-3)
+        model.fit(model_inputs(model, crops), labels, batch_size=4, epochs=1, verbose=0)
+        first = next(_batchnorms(model))
+        means[momentum] = first.moving_mean.numpy()
+    assert np.abs(means[0.0]).max() > 1e-3
+    np.testing.assert_allclose(means[None], (1 - 0.99) * means[0.0], rtol=1e-3, atol=1e-7)
+
+
+def _batchnorms(layer):
+    import keras
+
+    if isinstance(layer, keras.layers.BatchNormalization):
+        yield layer
+    wrapped = [layer.layer] if hasattr(layer, "layer") else []  # TimeDistributed and the like
+    for sub in [*getattr(layer, "layers", []), *wrapped]:
+        yield from _batchnorms(sub)

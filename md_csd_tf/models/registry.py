@@ -194,6 +194,26 @@ def build_detector(name: str, **options):
     return get_entry(name).build(**options)
 
 
+def set_batchnorm_momentum(model, momentum: float) -> int:
+    """Sets the momentum of every BatchNormalization layer inside `model` (nested models and
+    layers included) and returns how many there are: `bn_momentum` for a detector whose builder
+    has no such option. Short runs from scratch need it (the demo's 0.9: with Keras' 0.99 the
+    inference statistics stay near their start and held-out scores collapse to a constant). The
+    value is read when the train step is traced, so set it before training; BatchNorm layers
+    kept in inference mode (frozen stems) are unaffected."""
+    import keras
+
+    # Keras 3's walk over every tracked sub-layer; `model.layers` lists only the top level.
+    found = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    for layer in found:
+        layer.momentum = float(momentum)
+    return len(found)
+
+
 def recipe_of(model) -> Recipe:
     """The recipe of a built or loaded model (from its `detector` attribute)."""
     name = getattr(model, "detector", None)

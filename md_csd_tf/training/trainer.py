@@ -46,7 +46,7 @@ from md_csd_tf.data.pseudo_fakes import (
 )
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import OutputLock, atomic_write, atomic_write_json, check_writable
-from md_csd_tf.models.registry import Stage, get_entry
+from md_csd_tf.models.registry import Stage, get_entry, set_batchnorm_momentum
 from md_csd_tf.models.saving import load_model
 from md_csd_tf.prep.landmarks import read_landmarks
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
@@ -74,7 +74,8 @@ class TrainConfig:
             ("md_csd_rgb", ...), or a comparator.
         transform / middle_blocks / head / bn_momentum: MD-CSD's model options (None: its
             defaults: DCT, 8 middle blocks, the fc head, BatchNorm momentum 0.99); a detector
-            without such an option ignores it with a note.
+            without such an option ignores it with a note, except `bn_momentum`, which is then
+            set on every BatchNorm layer of the built model (`set_batchnorm_momentum`).
         clip_frames: T, the frames per clip of a clip detector (`dual_level`; None: its
             recipe's).
         spectrum_in_model: compute the frequency input inside the model (on the accelerator)
@@ -177,7 +178,8 @@ class TrainConfig:
         names = ("transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model",
                  "clip_frames")  # fmt: skip
         given = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-        ignored = sorted(set(given) - set(entry.options))
+        # Without a builder option, bn_momentum is set on the built model's BatchNorm layers.
+        ignored = sorted(set(given) - set(entry.options) - {"bn_momentum"})
         if ignored and self.verbose:
             print(f"note: {self.detector} has no option {', '.join(ignored)}; ignored.")
         return {k: v for k, v in given.items() if k in entry.options}
@@ -505,6 +507,7 @@ def _train(config: TrainConfig) -> TrainResult:
         )
 
     strategy = make_strategy(config.strategy)
+    entry_options = get_entry(config.detector).options
     with strategy.scope():
         if resumed is not None:
             model = _load_last(out / "last.keras")
@@ -524,6 +527,9 @@ def _train(config: TrainConfig) -> TrainResult:
                     config.seed,
                 )
                 model.set_frequency_statistics(mean, std)
+        if config.bn_momentum is not None and "bn_momentum" not in entry_options:
+            set_batchnorm_momentum(model, config.bn_momentum)  # also after a resume: a
+            # subclassed model's BatchNorm layers are rebuilt with their builder's default
         apply_multi_worker_fixes(model, strategy)
 
     pipeline = dataclasses.replace(config.pipeline(model), seed=config.seed + epoch_offset)
