@@ -129,3 +129,22 @@ def standin_landmarks(size: int) -> np.ndarray:
     points = np.concatenate([jaw, brows, np.tile([[0.46, 0.6]], (41, 1))])
     points = points / 1.3 + (1 - 1 / 1.3) / 2  # the face box is the crop's central 1/1.3
     return (points * size).astype(np.float32)
+
+
+def tiny_train_config(manifest, out, **changes):
+    """A `TrainConfig` of seconds: 71 px MD-CSD without middle flow, random init, one epoch of
+    two eager steps of 4 crops; `changes` override any field."""
+    from md_csd_tf.training.trainer import TrainConfig
+
+    settings = dict(
+        image_size=71,
+        middle_blocks=0,
+        weights=None,
+        epochs=1,
+        batch_size=4,
+        steps_per_epoch=2,
+        freq_stat_samples=8,
+        run_eagerly=True,
+        verbose=0,
+    )
+    return TrainConfig(manifest=str(manifest), out_dir=str(out), **{**settings, **changes})

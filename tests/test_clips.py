@@ -119,6 +119,18 @@ def test_evaluation_scores_every_frame_of_every_video_from_its_clips(table):
     assert scored["prob"].iloc[0] == pytest.approx(np.mean(crops) / 255, rel=1e-5)
 
 
+def test_a_clip_detector_with_nan_scores_is_refused_in_one_line(table):
+    from md_csd_tf.errors import UserError
+    from md_csd_tf.training.evaluate import predict_frames
+
+    class Diverged(MeanPixelClip):
+        def __call__(self, inputs, training=False):
+            return super().__call__(inputs) * np.nan
+
+    with pytest.raises(UserError, match=r"stand_in: \d+ of \d+ scores are NaN"):
+        predict_frames(Diverged(), select(table, split="test"), batch_size=3, verbose=0)
+
+
 FRAMES = 7  # clips of T = 3 (`--clip-frames`): evaluation scores frames 0-2, 3-5 and 4-6
 
 

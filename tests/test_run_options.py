@@ -1,18 +1,16 @@
 """Accelerator run options on tiny models: mixed precision (float16, bfloat16), XLA, spectrum in
 the model. Each trains two steps, saves, and the loaded model scores like a float32 copy."""
 
-import dataclasses
-
 import keras
 import numpy as np
 import pytest
-from data_fixtures import write_crop_manifest
+from data_fixtures import tiny_train_config, write_crop_manifest
 
 from md_csd_tf import load_model
 from md_csd_tf.data.inputs import model_inputs
 from md_csd_tf.errors import UserError
 from md_csd_tf.training.precision import policy_name
-from md_csd_tf.training.trainer import TrainConfig, train
+from md_csd_tf.training.trainer import train
 
 pytestmark = pytest.mark.slow
 CROPS = np.random.default_rng(0).integers(0, 256, size=(4, 71, 71, 3), dtype=np.uint8)
@@ -24,21 +22,7 @@ def manifest(tmp_path_factory):
 
 
 def tiny(manifest, out, **changes):
-    config = TrainConfig(
-        manifest=manifest,
-        out_dir=str(out),
-        image_size=71,
-        middle_blocks=0,
-        weights=None,
-        epochs=1,
-        batch_size=4,
-        steps_per_epoch=2,
-        validation_steps=1,
-        freq_stat_samples=8,
-        run_eagerly=True,
-        verbose=0,
-    )
-    return dataclasses.replace(config, **changes)
+    return tiny_train_config(manifest, out, validation_steps=1, **changes)
 
 
 @pytest.mark.parametrize(

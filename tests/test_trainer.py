@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from data_fixtures import write_crop_manifest
+from data_fixtures import tiny_train_config, write_crop_manifest
 
 import md_csd_tf
 from md_csd_tf import load_model
@@ -19,7 +19,7 @@ from md_csd_tf.data.manifest import read_manifest, select
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import OutputLock
 from md_csd_tf.training.evaluate import predict_frames
-from md_csd_tf.training.trainer import TrainConfig, train
+from md_csd_tf.training.trainer import train
 
 pytestmark = pytest.mark.slow
 
@@ -29,21 +29,7 @@ def manifest(tmp_path_factory):
     return str(write_crop_manifest(tmp_path_factory.mktemp("crops")))
 
 
-def tiny(manifest, out, **changes):
-    config = TrainConfig(
-        manifest=manifest,
-        out_dir=str(out),
-        image_size=71,
-        middle_blocks=0,
-        weights=None,
-        epochs=1,
-        batch_size=4,
-        steps_per_epoch=2,
-        freq_stat_samples=8,
-        run_eagerly=True,
-        verbose=0,
-    )
-    return dataclasses.replace(config, **changes)
+tiny = tiny_train_config
 
 
 def test_a_run_writes_its_files_and_resumes_where_it_was_killed(manifest, tmp_path):

@@ -19,16 +19,17 @@ def predict_frames(
     """`frames` with a `prob` column: the model's fake probability for every crop, in order
     (a clip detector's: the mean over the clips holding the crop, `predict_clip_frames`)."""
     if getattr(model, "clip_frames", None):
-        return predict_clip_frames(model, frames, batch_size, verbose)
-    config = PipelineConfig(
-        image_size=model.image_size,
-        transform=model.transform,
-        branches=tuple(model.branches),
-        batch_size=batch_size,
-    )
-    probs = model.predict(make_dataset(frames, config, training=False), verbose=verbose)
-    scored = frames.copy()
-    scored["prob"] = np.asarray(probs, dtype=np.float64).reshape(-1)
+        scored = predict_clip_frames(model, frames, batch_size, verbose)
+    else:
+        config = PipelineConfig(
+            image_size=model.image_size,
+            transform=model.transform,
+            branches=tuple(model.branches),
+            batch_size=batch_size,
+        )
+        probs = model.predict(make_dataset(frames, config, training=False), verbose=verbose)
+        scored = frames.copy()
+        scored["prob"] = np.asarray(probs, dtype=np.float64).reshape(-1)
     if not np.isfinite(scored["prob"]).all():
         from md_csd_tf.errors import UserError
 
