@@ -14,7 +14,7 @@ face-outline masks (`data.blend.hull_mask`) and the time per crop. Two dlib-vs-d
 crop mirrored, the face box jittered by 3 % / 5 %) show how far dlib moves on its own.
 `--roi-sweep` also scores `MESH_ROI` values by person-wise 2-fold NME on the derivation part.
 
-Expected (2-core CPU, ~3 minutes, most of it cropping): 520 crops, 306 of 17 people to derive,
+Expected (2-core CPU, ~100 s, most of it cropping): 520 crops, 306 of 17 people to derive,
 214 of 12 people held out; the derived table equals `prep.landmarks.MESH_TO_IBUG`; held-out NME
 ~0.040, outline IoU mean ~0.92 (min ~0.79); ~3 ms per crop for the mesh, ~1 ms for dlib.
 Numbers printed only; docs/generalisation.md keeps the last run's.
