@@ -357,3 +357,63 @@ def recompress_pair(real: tf.Tensor, fake: tf.Tensor, seed: tf.Tensor, quality=(
     compression traces carry no label (SBI Sec. 3.2's compression, applied to both)."""
     q = tf.random.stateless_uniform([], seed, quality[0], quality[1] + 1, dtype=tf.int32)
     return tf.image.adjust_jpeg_quality(real, q), tf.image.adjust_jpeg_quality(fake, q)
+
+
+def degrade_pair(real: tf.Tensor, fake: tf.Tensor, seed: tf.Tensor):
+    """The same random degradation applied to both images of a (real, pseudo-fake) pair.
+
+    What a camera or a platform does to any face, real or fake: a mirror flip, a change of
+    brightness, contrast and gamma, a blur (defocus, motion), a loss of resolution (a small face
+    enlarged, a low-resolution stream), sensor noise. Both images get the same draws (the same
+    noise pattern included), so the pair still differs only by the blend and no degradation is
+    a label; a detector trained on it has seen the blend under each of them. Each step happens
+    with its own probability.
+
+    Args:
+        real, fake: uint8 `(S, S, 3)`.
+        seed: stateless seed `[2]`.
+
+    Returns:
+        `(real, fake)`, uint8.
+    """
+    size = real.shape[0]
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 12))
+    pair = tf.cast(tf.stack([real, fake]), tf.float32)
+
+    def maybe(index, chance, change, images):
+        return tf.cond(_uniform(seeds[index]) < chance, lambda: change(images), lambda: images)
+
+    pair = maybe(0, 0.5, lambda x: x[:, :, ::-1, :], pair)
+
+    def tone(x):
+        gain = _uniform(seeds[1], 0.8, 1.2)
+        bias = _uniform(seeds[2], -20.0, 20.0)
+        gamma = _uniform(seeds[3], 0.8, 1.25)
+        x = tf.clip_by_value(x * gain + bias, 0.0, 255.0)
+        return 255.0 * tf.pow(x / 255.0, gamma)
+
+    pair = maybe(4, 0.5, tone, pair)
+
+    def blur(x):
+        sigma = _uniform(seeds[5], 0.4, 1.2) * size / 128.0  # pixels of a 128 px face crop
+        radius = max(1, math.ceil(3 * 1.2 * size / 128.0))
+        return tf.stack([gaussian_blur(x[0], sigma, radius), gaussian_blur(x[1], sigma, radius)])
+
+    pair = maybe(6, 0.3, blur, pair)
+
+    def resolution(x):
+        factor = _uniform(seeds[7], 0.5, 0.9)
+        small = tf.cast(tf.round(factor * size), tf.int32)
+        down = tf.image.resize(x, [small, small], method="area")
+        return tf.image.resize(down, [size, size], method="bilinear")
+
+    pair = maybe(8, 0.3, resolution, pair)
+
+    def noise(x):
+        sigma = _uniform(seeds[10], 1.0, 6.0)
+        grain = tf.random.stateless_normal(tf.shape(x)[1:], seeds[11]) * sigma
+        return x + grain[None]
+
+    pair = maybe(9, 0.3, noise, pair)
+    pair = tf.cast(tf.clip_by_value(tf.round(pair), 0.0, 255.0), tf.uint8)
+    return pair[0], pair[1]

@@ -41,6 +41,7 @@ class PipelineConfig:
             mostly one manipulation; the buffer holds only file names (~80 B each), so a full
             shuffle of FF++'s 800k training crops costs ~60 MB.
         seed: makes shuffling, balancing and augmentation repeatable.
+        pair_augment: pseudo-fake pairs are degraded alike (`data.blend.degrade_pair`).
     """
 
     image_size: int = 299
@@ -54,6 +55,7 @@ class PipelineConfig:
     balance: bool = True
     shuffle_buffer: int | None = None
     seed: int = 0
+    pair_augment: bool = False
 
 
 def decode_crop(path: tf.Tensor, image_size: int) -> tf.Tensor:

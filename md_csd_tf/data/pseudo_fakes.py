@@ -111,10 +111,13 @@ def pseudo_fake_pairs(
     donors_t = tf.constant(donors if donors is not None else np.zeros(1, np.int64))
     # Offset from the augmentation seeds of `pipeline.augment` so the two never coincide.
     base = config.seed + 7919
+    # Degraded pairs also go through harder JPEG (webcams, messaging apps); SBI's own is 60-100.
+    quality = (40, 100) if config.pair_augment else (60, 100)
 
     def make(row, count):
         seed = tf.stack([tf.cast(count, tf.int32), tf.constant(base, tf.int32)])
         make_seed, jpeg_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        degrade_seed = tf.random.experimental.stateless_fold_in(seed, 1)
         frame = decode_crop(paths_t[row], size)
         marks = points_t[row]
         if kind == "sbi":
@@ -124,7 +127,10 @@ def pseudo_fake_pairs(
         else:
             donor = decode_crop(paths_t[donors_t[row]], size)
             fake = blend.xray(frame, marks, make_seed, donor)[0]
-        real, fake = blend.recompress_pair(frame, fake, jpeg_seed)
+        real = frame
+        if config.pair_augment:  # the same degradation for both: quality is never a label
+            real, fake = blend.degrade_pair(real, fake, degrade_seed)
+        real, fake = blend.recompress_pair(real, fake, jpeg_seed, quality)
         return tf.stack([real, fake]), tf.constant([0.0, 1.0])
 
     pairs = stream.map(make, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -172,3 +178,42 @@ def make_training_dataset(
         return streams[0]
     weights = [1.0 / len(streams)] * len(streams)
     return tf.data.Dataset.sample_from_datasets(streams, weights, seed=config.seed)
+
+
+def sbi_crops(targets, target_points, source=None, source_points=None, rng=None) -> np.ndarray:
+    """SBI pseudo-fakes of stored crops, for a fixed held-out family (`prep.real_faces`'
+    fake-maker form: the source arguments are unused, SBI blends a crop with itself).
+
+    Args:
+        targets: uint8 `(T, S, S, 3)` real crops.
+        target_points: `(T, 68, 2)` their landmarks in pixels.
+        rng: a NumPy generator; the seeds of the T blends come from it.
+
+    Returns:
+        uint8 `(T, S, S, 3)`.
+    """
+    targets = np.asarray(targets, np.uint8)
+    size = targets.shape[1]
+    make = _traced_sbi(size)
+    base = int((rng or np.random.default_rng(0)).integers(2**31 - 1))
+    fakes = [
+        make(tf.constant(crop), tf.constant(points, tf.float32), tf.constant([base, i], tf.int32))
+        for i, (crop, points) in enumerate(zip(targets, target_points, strict=True))
+    ]
+    return np.stack([f.numpy() for f in fakes]) if fakes else targets.copy()
+
+
+_SBI_FUNCTIONS: dict[int, tf.types.experimental.GenericFunction] = {}
+
+
+def _traced_sbi(size: int):
+    if size not in _SBI_FUNCTIONS:
+        _SBI_FUNCTIONS[size] = tf.function(
+            lambda crop, points, seed: blend.sbi(crop, points, seed)[0],
+            input_signature=[
+                tf.TensorSpec((size, size, 3), tf.uint8),
+                tf.TensorSpec((68, 2), tf.float32),
+                tf.TensorSpec((2,), tf.int32),
+            ],
+        )
+    return _SBI_FUNCTIONS[size]

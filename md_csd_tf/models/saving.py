@@ -1,13 +1,27 @@
-"""Loading saved models safely, with one-line errors for files that are not ours."""
+"""Loading saved models safely, with one-line errors for files that are not ours; the metadata
+md-csd-tf keeps inside a `.keras` file.
+
+Metadata (`METADATA_FILE`, a JSON entry of the `.keras` zip beside Keras' own `config.json`,
+`metadata.json` and weights, which Keras' loader ignores): what a model needs beyond its
+architecture and weights, whatever the detector:
+
+    {"threshold": 0.43, "threshold_rule": "eer", "threshold_split": "val", ...,
+     "card": {...}}          # the model card of a shipped model (`models.pretrained`)
+
+`load_model` puts it on the model as `model.md_csd_metadata` (an empty dict when absent).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import zipfile
 
 import keras
 
 from md_csd_tf.errors import UserError
+from md_csd_tf.files import atomic_write
 
 # Importing registers every custom object a saved model refers to: layers, optimizer and
 # callbacks here, the vote ensemble, and (at load time, `_load_all`) every detector's module.
@@ -34,7 +48,7 @@ def load_model(path, compile: bool = True) -> keras.Model:
         )
     _load_all()  # imports every detector module, registering its classes for loading
     try:
-        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # Keras raises many types for a foreign or damaged archive
         text = " ".join(str(error).split())
         if "safe_mode" in text or "arbitrary code execution" in text:
@@ -47,6 +61,60 @@ def load_model(path, compile: bool = True) -> keras.Model:
             f"{path}: cannot be loaded as an md-csd-tf model ({_first_sentence(text, error)}); "
             "use a model saved by md-csd-tf."
         ) from error
+    set_metadata(model, read_metadata(path))
+    return model
+
+
+METADATA_FILE = "md_csd_tf.json"
+
+
+def read_metadata(path) -> dict:
+    """The md-csd-tf metadata inside a `.keras` file ({} when it has none or is unreadable)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if METADATA_FILE not in archive.namelist():
+                return {}
+            return json.loads(archive.read(METADATA_FILE))
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return {}
+
+
+def write_metadata(path, metadata: dict) -> None:
+    """Replaces the metadata inside the `.keras` file at `path`, atomically (the file is
+    rewritten under a temporary name and renamed: a reader sees the old file or the new one)."""
+
+    def rewrite(temp) -> None:
+        with zipfile.ZipFile(path) as old, zipfile.ZipFile(temp, "w") as new:
+            for item in old.infolist():
+                if item.filename != METADATA_FILE:
+                    with old.open(item) as source, new.open(item, "w") as target:
+                        shutil.copyfileobj(source, target)
+            new.writestr(METADATA_FILE, json.dumps(metadata, indent=1, default=str))
+
+    atomic_write(path, rewrite, suffix=".keras")
+
+
+def save_model(model: keras.Model, path) -> None:
+    """`model.save(path)` atomically, keeping the model's md-csd-tf metadata in the file."""
+
+    def save(temp) -> None:
+        model.save(temp)
+        metadata = get_metadata(model)
+        if metadata:
+            with zipfile.ZipFile(temp, "a") as archive:
+                archive.writestr(METADATA_FILE, json.dumps(metadata, indent=1, default=str))
+
+    atomic_write(path, save, suffix=".keras")  # Keras picks the format by the suffix
+
+
+def get_metadata(model) -> dict:
+    """The metadata a loaded (or calibrated) model carries; {} for a fresh one."""
+    return dict(getattr(model, "md_csd_metadata", None) or {})
+
+
+def set_metadata(model, metadata: dict) -> None:
+    # object.__setattr__: Keras would track a plain dict attribute as model state.
+    object.__setattr__(model, "md_csd_metadata", dict(metadata))
 
 
 def _first_sentence(text: str, error: BaseException, limit: int = 200) -> str:

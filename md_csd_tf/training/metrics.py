@@ -73,6 +73,50 @@ def equal_error_rate(labels, probs) -> float:
     return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
 
 
+THRESHOLD_RULES = ("eer", "fpr")
+
+
+def calibrate_threshold(labels, probs, rule: str = "eer", fpr: float = 0.05) -> float:
+    """A decision threshold on fake probability chosen on held-out scores.
+
+    Rules:
+        "eer": where the false-positive rate equals the false-negative rate (the ROC crossing of
+            `equal_error_rate`, on the score axis: the midpoint between the two scores it lies
+            between), so real and fake errors are balanced on these samples.
+        "fpr": the smallest threshold that calls at most a fraction `fpr` of the real samples
+            fake: it bounds false alarms on real faces and needs no fakes at all.
+
+    Args:
+        labels: 0/1, 1 = fake ("fpr" reads only the reals).
+        probs: scores, higher = more likely fake.
+        rule: one of `THRESHOLD_RULES`.
+        fpr: the false-positive rate of "fpr".
+
+    Returns:
+        The threshold (a verdict is "fake" when the score is strictly above it); 0.5 when the
+        rule cannot be applied (one class only for "eer", no reals for "fpr").
+    """
+    y, p = _check_arrays(labels, probs)
+    if rule == "fpr":
+        reals = np.sort(p[y == 0])
+        if not reals.size:
+            return 0.5
+        # Scores strictly above the threshold are called fake: allow floor(fpr * n) of them.
+        allowed = int(math.floor(fpr * reals.size + 1e-9))
+        return float(reals[reals.size - 1 - allowed])
+    if rule != "eer":
+        raise ValueError(f"rule must be one of {THRESHOLD_RULES}, got {rule!r}")
+    if np.unique(y).size < 2:
+        return 0.5
+    fpr_, tpr, thresholds = skm.roc_curve(y, p, drop_intermediate=False)
+    diff = fpr_ - (1.0 - tpr)
+    i = int(np.argmax(diff >= 0))
+    # roc_curve's thresholds[0] is +inf; between points i-1 and i the threshold goes from
+    # thresholds[i-1] down to thresholds[i].
+    high = thresholds[i - 1] if i > 0 and np.isfinite(thresholds[i - 1]) else thresholds[i]
+    return float(np.clip((high + thresholds[i]) / 2, 0.0, 1.0))
+
+
 def frame_metrics(labels, probs, threshold: float = 0.5) -> dict[str, float | int]:
     """Accuracy, AUC, EER and average precision of a set of scored samples.
 

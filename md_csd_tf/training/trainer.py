@@ -45,9 +45,9 @@ from md_csd_tf.data.pseudo_fakes import (
     uses_dataset_fakes,
 )
 from md_csd_tf.errors import UserError
-from md_csd_tf.files import OutputLock, atomic_write, atomic_write_json, check_writable
+from md_csd_tf.files import OutputLock, atomic_write_json, check_writable
 from md_csd_tf.models.registry import Stage, get_entry, set_batchnorm_momentum
-from md_csd_tf.models.saving import load_model
+from md_csd_tf.models.saving import load_model, read_metadata, save_model, write_metadata
 from md_csd_tf.prep.landmarks import read_landmarks
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
 from md_csd_tf.training.grouped_adam import unwrap_optimizer
@@ -112,6 +112,21 @@ class TrainConfig:
             "sbi", "fwa" or "xray" (pseudo-fakes made on the fly from the real training frames;
             the dataset's fakes are not read), or a mix such as "dataset+sbi". Validation keeps
             the dataset's fakes.
+        pair_augment: with pseudo-fakes, degrade each (real, pseudo-fake) pair alike (blur,
+            down-and-up scaling, sensor noise, JPEG; `data.blend.degrade_pair`) so image quality
+            carries no label (None: off; the generators' papers use JPEG only).
+        select_by: the validation metric that picks `best.keras`: "accuracy" (None, the
+            paper's "highest validation accuracy") or "auc" (frame-level ROC AUC: no threshold,
+            so a first epoch that calls everything fake cannot win on a validation set with
+            more fakes than reals).
+        threshold_rule: how the decision threshold stored in `best.keras` is chosen on the
+            validation split after training (`metrics.calibrate_threshold`): "eer" (None, the
+            equal-error point) or "fpr" (at most `threshold_fpr` of real validation frames
+            called fake).
+        threshold_fpr: the false-positive rate of the "fpr" rule (None: 0.05).
+        time_budget: stop after the first epoch that brings this process's training time
+            (validation excluded) to this many seconds (None: no limit); for comparing
+            candidates at equal cost. How long, not what: a resumed run may change it.
     """
 
     manifest: str
@@ -151,6 +166,11 @@ class TrainConfig:
     seed: int = 0
     verbose: int = 1
     fakes: str = "dataset"
+    pair_augment: bool | None = None
+    select_by: str | None = None
+    threshold_rule: str | None = None
+    threshold_fpr: float | None = None
+    time_budget: float | None = None
 
     def resolved(self) -> TrainConfig:
         """The config with every None the recipe decides filled in from the recipe."""
@@ -184,6 +204,11 @@ class TrainConfig:
             print(f"note: {self.detector} has no option {', '.join(ignored)}; ignored.")
         return {k: v for k, v in given.items() if k in entry.options}
 
+    @property
+    def selection_metric(self) -> str:
+        """The Keras log that picks best.keras: "val_accuracy" (the paper) or "val_auc"."""
+        return f"val_{self.select_by or 'accuracy'}"
+
     def pipeline(self, model) -> PipelineConfig:
         return PipelineConfig(
             image_size=model.image_size,
@@ -196,6 +221,7 @@ class TrainConfig:
             blur_probability=self.blur_probability,
             balance=self.balance,
             seed=self.seed,
+            pair_augment=bool(self.pair_augment),
         )
 
 
@@ -214,28 +240,36 @@ def _as_float(value) -> float:
     return float(keras.ops.convert_to_numpy(value))
 
 
-def _atomic_save(model: keras.Model, path: Path) -> None:
-    atomic_write(path, model.save, suffix=".keras")  # Keras picks the format by the suffix
-
-
 class RunCheckpoint(keras.callbacks.Callback):
     """Writes last.keras + state.json every epoch and best.keras on a new best val accuracy."""
 
-    def __init__(self, out_dir: Path, plateau: ReduceBothLROnPlateau, state: dict, write: bool):
+    def __init__(
+        self,
+        out_dir: Path,
+        plateau: ReduceBothLROnPlateau,
+        state: dict,
+        write: bool,
+        metric: str = "val_accuracy",
+    ):
         super().__init__()
         self.out_dir = out_dir
         self.plateau = plateau
         self.state = state
         self.write = write
+        self.metric = metric
 
     def on_epoch_end(self, epoch, logs=None):
         # np.mean: a multi-worker run logs length-1 vectors (see MDCSDNetwork.train_step).
         logs = {k: float(np.mean(v)) for k, v in (logs or {}).items()}
         self.state["history"].append({"epoch": epoch + 1, **logs})
         accuracy = logs.get("val_accuracy", -math.inf)
-        improved = accuracy > self.state["best_val_accuracy"]
+        value = logs.get(self.metric, -math.inf)
+        best = self.state.get("best_selected", self.state["best_val_accuracy"])
+        improved = value > best
         if improved:
             self.state["best_val_accuracy"] = accuracy
+            self.state["best_selected"] = value
+            self.state["selected_by"] = self.metric
             self.state["best_epoch"] = epoch + 1
         self.state["epoch"] = epoch + 1
         self.state["plateau"] = self.plateau.get_state() if self.plateau else {}
@@ -245,9 +279,33 @@ class RunCheckpoint(keras.callbacks.Callback):
         if not self.write:
             return
         if improved:
-            _atomic_save(self.model, self.out_dir / "best.keras")
-        _atomic_save(self.model, self.out_dir / "last.keras")
+            save_model(self.model, self.out_dir / "best.keras")
+        save_model(self.model, self.out_dir / "last.keras")
         atomic_write_json(self.out_dir / "state.json", self.state)  # last: vouches for last.keras
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the epoch in which the training time (the batches, not the
+    validation that follows them) reaches `seconds`; `spent` is the training time so far."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = float(seconds)
+        self.spent = 0.0
+        self._began = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._began = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        if self._began is not None:  # validation of `fit`, not a separate evaluate()
+            self.spent += time.perf_counter() - self._began
+            self._began = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.on_test_begin()  # an epoch without validation
+        if self.spent >= self.seconds:
+            self.model.stop_training = True
 
 
 def _load_frames(config: TrainConfig):
@@ -278,7 +336,7 @@ def _load_frames(config: TrainConfig):
 # weights and freq_stat_samples only shape a fresh model; a resumed one comes from last.keras.
 RESUMABLE_CHANGES = {
     "epochs", "verbose", "run_eagerly", "strategy", "out_dir", "steps_per_epoch",
-    "validation_steps", "weights", "freq_stat_samples", "jit_compile",
+    "validation_steps", "weights", "freq_stat_samples", "jit_compile", "time_budget",
 }  # fmt: skip
 
 
@@ -314,6 +372,7 @@ def _prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
     stored = _read_json(out / "config.json").get("config", {})
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     if "detector" in stored and set(stored) <= fields:  # recipe values as the run used them
+        # A field added after the run was made is missing from its config.json: its default.
         stored = dataclasses.asdict(TrainConfig(**stored).resolved())
     previous = _comparable(stored)
     current = _comparable(dataclasses.asdict(config))
@@ -372,6 +431,18 @@ def _check_numbers(config: TrainConfig) -> None:
 def _check_config(config: TrainConfig) -> None:
     _check_numbers(config)
     parse_fakes(config.fakes)
+    from md_csd_tf.training.metrics import THRESHOLD_RULES
+
+    choices = {"select_by": ("accuracy", "auc"), "threshold_rule": THRESHOLD_RULES}
+    for name, allowed in choices.items():
+        if getattr(config, name) not in (None, *allowed):
+            raise UserError(
+                f"{name} = {getattr(config, name)!r}: choose one of {', '.join(allowed)}."
+            )
+    if config.threshold_fpr is not None and not 0.0 <= config.threshold_fpr < 1.0:
+        raise UserError(f"threshold_fpr = {config.threshold_fpr!r}: expected a number in [0, 1).")
+    if config.time_budget is not None and not config.time_budget > 0:
+        raise UserError(f"time_budget = {config.time_budget!r}: expected seconds > 0.")
     entry = get_entry(config.detector)  # a one-line error naming the registered detectors
     if config.image_size < entry.recipe.min_image_size:
         raise UserError(
@@ -413,6 +484,40 @@ def _crop_size(frames) -> int | None:
 
     image = cv2.imread(frames["abs_path"].iloc[0], cv2.IMREAD_UNCHANGED)
     return None if image is None else int(image.shape[0])
+
+
+def calibrate(path: Path, frames: pd.DataFrame, config: TrainConfig, epoch=None) -> dict:
+    """Chooses the decision threshold of the model at `path` on `frames` (the validation split)
+    by `config.threshold_rule` and stores it in the file's metadata (`models.saving`), where
+    `md-csd predict` and `Detector` read it. Done once per best epoch: a finished run started
+    again finds its threshold there.
+
+    Returns:
+        The metadata written: `threshold`, `threshold_rule` (and `threshold_fpr`),
+        `threshold_split`, `threshold_frames`, `threshold_epoch`, `val_auc`.
+    """
+    from md_csd_tf.training.evaluate import predict_frames
+    from md_csd_tf.training.metrics import calibrate_threshold, frame_metrics
+
+    rule = config.threshold_rule or "eer"
+    fpr = config.threshold_fpr if config.threshold_fpr is not None else 0.05
+    metadata = read_metadata(path)
+    wanted = {"threshold_rule": rule, "threshold_epoch": epoch}
+    if rule == "fpr":
+        wanted["threshold_fpr"] = fpr
+    if "threshold" in metadata and all(metadata.get(k) == v for k, v in wanted.items()):
+        return metadata
+    model = load_model(path, compile=False)
+    scored = predict_frames(model, frames, config.batch_size, verbose=0)
+    metadata.update(
+        threshold=calibrate_threshold(scored["label"], scored["prob"], rule, fpr),
+        threshold_split="val",
+        threshold_frames=len(scored),
+        val_auc=frame_metrics(scored["label"], scored["prob"])["auc"],
+        **wanted,
+    )
+    write_metadata(path, metadata)
+    return metadata
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -556,9 +661,11 @@ def _train(config: TrainConfig) -> TrainResult:
             factor=config.plateau_factor, patience=config.plateau_patience, verbose=config.verbose
         )
         plateau.set_state(state.get("plateau", {}))
+    budget = TimeBudget(config.time_budget) if config.time_budget else None
     callbacks = [
         *([plateau] if plateau else []),
-        RunCheckpoint(out, plateau, state, write),
+        RunCheckpoint(out, plateau, state, write, config.selection_metric),
+        *([budget] if budget else []),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resumed is not None),
     ]
     if write:
@@ -584,6 +691,13 @@ def _train(config: TrainConfig) -> TrainResult:
             callbacks=callbacks,
             verbose=config.verbose,
         )
+    if write and (out / "best.keras").is_file():
+        calibration = calibrate(out / "best.keras", val_frames, config, state.get("best_epoch"))
+        if config.verbose:
+            print(
+                f"Decision threshold {calibration['threshold']:.4f} ({calibration['threshold_rule']} "
+                f"on {calibration['threshold_frames']} validation crops), stored in best.keras."
+            )
     if config.verbose:
         print(
             f"Trained {state['epoch']} epochs in {time.perf_counter() - start:.0f} s; best val accuracy "
