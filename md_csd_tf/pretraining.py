@@ -1,0 +1,272 @@
+"""The pretraining workflow: real faces -> pseudo-fake training -> held-out test -> model card.
+
+`python experiments/pretrain.py` runs it with `configs.pretrain_sbi` (see that file for the
+recipe). Everything lands under one folder (default `pretrain_run/`):
+
+    data/standin/               stand-in FF++ / DFD / Celeb-DF videos (the demo's generator)
+    data/crops/                 every crop, one manifest: the real-face corpus (dataset "faces":
+                                real media of 61 people, and the fake families of its held-out
+                                people) and the stand-in videos' crops, with landmarks
+    runs/<name>/                the training run (`training.trainer`): best.keras with its
+                                calibrated threshold, history, TensorBoard logs
+    runs/<name>/test/<dataset>/ metrics.json, predictions.csv, roc.png per test dataset
+    runs/<name>/summary.json    the held-out figures; summary.md the same as tables
+
+Every stage resumes: a killed run started again with the same `--out` goes on where it stopped
+(crops and landmarks are checked, training continues after its last epoch, a finished test is
+not redone).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+from md_csd_tf.configs.pretrain_sbi import PretrainConfig
+from md_csd_tf.files import OutputLock, atomic_write_json, atomic_write_text, check_writable
+
+TEST_DATASETS = ("faces", "ffpp", "dfd", "celebdf")
+
+
+def _corpus_config(config: PretrainConfig, out: Path):
+    from md_csd_tf.prep.real_faces import CorpusConfig
+
+    return CorpusConfig(
+        out=str(out),
+        crop_size=config.crop_size,
+        views=config.views,
+        held_out_views=config.held_out_views,
+        seed=config.seed,
+    )
+
+
+def prepare_data(config: PretrainConfig, out: str | Path, progress: bool = True) -> Path:
+    """The stand-in videos' crops and the real-face corpus with its held-out fakes, all with
+    landmarks, under `out/data/`; returns the manifest. Resumes whatever is there.
+
+    Raises:
+        UserError: the landmark model is missing or the crops hold another source's landmarks
+            (checked before anything is fetched or rendered).
+    """
+    from md_csd_tf.data.pseudo_fakes import sbi_crops
+    from md_csd_tf.prep.extract import ExtractConfig, extract_faces, rebuild_manifest
+    from md_csd_tf.prep.landmarks import add_landmarks, check_model, check_source, resolve_source
+    from md_csd_tf.prep.real_faces import (
+        corpus_splits,
+        load_corpus_faces,
+        write_corpus,
+        write_corpus_fakes,
+    )
+    from md_csd_tf.prep.synthetic import make_demo_dataset
+    from md_csd_tf.prep.synthetic.media import FaceLibrary
+    from md_csd_tf.prep.synthetic.swaps import CORPUS_FAKES, corpus_fake
+
+    out = Path(out)
+    standin, crops = out / "data" / "standin", out / "data" / "crops"
+    check_model(None)  # the packaged MediaPipe face mesh: a corrupt install fails here, now
+    check_source(crops, resolve_source(None))
+    origin = "bundled" if config.smoke else None
+    say = print if progress else (lambda *a, **k: None)
+    say("1/4 stand-in videos (validation and test only) ...", flush=True)
+    summary = make_demo_dataset(
+        standin, videos=config.standin_videos, seed=config.seed, workers=2, faces=origin
+    )
+    for dataset, splits in (("ffpp", ("val", "test")), ("celebdf", ("test",)), ("dfd", ("test",))):
+        extract_faces(
+            ExtractConfig(
+                dataset=dataset, root=str(standin / dataset), out=str(crops),
+                compression="c23", image_size=config.crop_size, frames=summary.get("frames", 25),
+                sampling="uniform", splits=splits, workers=2, progress=progress, landmarks=True,
+            )
+        )  # fmt: skip
+    say("2/4 real-face corpus: fetching media, cropping ...", flush=True)
+    demo, extra = load_corpus_faces(origin)
+    library = FaceLibrary(demo.faces + extra.faces, demo.origin, demo.skipped + extra.skipped)
+    check_writable(crops, "folder", "--out")
+    with OutputLock(crops, "md-csd pretrain"):
+        write_corpus(
+            library, _corpus_config(config, crops), corpus_splits(demo, extra, config.seed)
+        )
+        say("3/4 landmarks, held-out fakes ...", flush=True)
+        add_landmarks(crops)
+        makers = {"SBI": sbi_crops}
+        makers.update(
+            {f: (lambda *a, f=f: corpus_fake(f, *a)) for f in CORPUS_FAKES}
+        )  # fmt: skip
+        write_corpus_fakes(crops, makers, seed=config.seed)
+        manifest, _, _ = rebuild_manifest(crops)
+        add_landmarks(crops)  # the consolidated landmarks.npz, now with the fakes' folders
+    return Path(manifest)
+
+
+def train_config(config: PretrainConfig, manifest: Path, out: Path, **changes):
+    """The `TrainConfig` of a pretraining run (everything else is the detector's recipe)."""
+    from md_csd_tf.training.trainer import TrainConfig
+
+    options = dict(config.model_options)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(
+        manifest=str(manifest),
+        out_dir=str(out / "runs" / config.name),
+        dataset=None,  # all of them: the corpus trains, the stand-ins join validation
+        compression=None,
+        methods=None,
+        detector=config.detector,
+        image_size=config.image_size,
+        weights=None,  # no download: from random weights
+        bn_momentum=config.bn_momentum,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        batch_size=config.batch_size,
+        base_lr=config.base_lr,
+        fakes=config.fakes,
+        pair_augment=config.pair_augment,
+        select_by=config.select_by,
+        threshold_rule=config.threshold_rule,
+        seed=config.seed,
+        run_eagerly=config.smoke,
+        verbose=0 if config.smoke else 2,
+        **{k: v for k, v in options.items() if k in fields},
+        **changes,
+    )
+
+
+def evaluate_run(model_path: Path, manifest: Path, out: Path, batch_size: int = 64) -> dict:
+    """Scores the test split of every dataset with the model's own threshold; writes
+    `out/test/<dataset>/` and returns the summary (also `out/summary.json` and `summary.md`)."""
+    from md_csd_tf.data.manifest import read_manifest, select
+    from md_csd_tf.errors import UserError
+    from md_csd_tf.models.saving import get_metadata, load_model
+    from md_csd_tf.training.evaluate import evaluate_model
+
+    model = load_model(model_path, compile=False)
+    threshold = float(get_metadata(model).get("threshold", 0.5))
+    table = read_manifest(manifest)
+    summary = {"model": str(model_path), "threshold": threshold, "datasets": {}}
+    for dataset in TEST_DATASETS:
+        try:
+            frames = select(table, split="test", dataset=dataset)
+        except UserError:
+            continue
+        folder = out / "test" / dataset
+        result = evaluate_model(model, frames, folder, batch_size, threshold=threshold, verbose=0)
+        summary["datasets"][dataset] = _dataset_summary(
+            result, folder / "predictions.csv", threshold
+        )
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "summary.md", format_summary(summary))
+    return summary
+
+
+def _dataset_summary(result: dict, predictions: Path, threshold: float) -> dict:
+    """Per fake family: frame and video AUC; for the reals: videos, mean P(fake), false alarms."""
+    import pandas as pd
+
+    from md_csd_tf.training.metrics import aggregate_videos
+
+    scored = pd.read_csv(predictions, dtype={"video_id": str})
+    videos = aggregate_videos(scored)
+    reals = videos[videos["label"] == 0]
+    families = {
+        method: {
+            "frame_auc": result["frame"]["per_manipulation"][method]["auc"],
+            "video_auc": result["video"]["per_manipulation"].get(method, {}).get("auc"),
+            "videos": int((videos["method"] == method).sum()),
+        }
+        for method in result["frame"]["per_manipulation"]
+    }
+    return {
+        "frame_auc": result["frame"]["overall"]["auc"],
+        "video_auc": result["video"]["overall"]["auc"],
+        "real_videos": int(len(reals)),
+        "real_mean_fake_probability": float(reals["prob"].mean()) if len(reals) else None,
+        "real_false_positive_rate": float((reals["prob"] > threshold).mean())
+        if len(reals)
+        else None,
+        "fake_videos": int((videos["label"] == 1).sum()),
+        "families": families,
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """The summary as Markdown tables: one row per dataset, then one per fake family."""
+
+    def number(x):
+        return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+    lines = [
+        f"Held-out test of `{summary['model']}` (threshold {summary['threshold']:.3f}):",
+        "",
+        "| test set | frame AUC | video AUC | real videos | real mean P(fake) | real FPR | fake videos |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, d in summary["datasets"].items():
+        lines.append(
+            f"| {name} | {number(d['frame_auc'])} | {number(d['video_auc'])} | {d['real_videos']} "
+            f"| {number(d['real_mean_fake_probability'])} | {number(d['real_false_positive_rate'])} "
+            f"| {d['fake_videos']} |"
+        )
+    lines += [
+        "",
+        "| test set | fake family | videos | frame AUC | video AUC |",
+        "|---|---|---|---|---|",
+    ]
+    for name, d in summary["datasets"].items():
+        for family, f in d["families"].items():
+            lines.append(
+                f"| {name} | {family} | {f['videos']} | {number(f['frame_auc'])} "
+                f"| {number(f['video_auc'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def pretrain(config: PretrainConfig, out: str | Path = "pretrain_run", **changes) -> dict:
+    """Data, training, calibration (inside the trainer) and the held-out test; returns the
+    summary, with the run's training time and the TrainConfig it used.
+
+    Args:
+        config: the recipe (`configs.pretrain_sbi.get_config()`).
+        out: the output folder (see the module doc).
+        **changes: `TrainConfig` fields laid over the recipe's (e.g. `time_budget`).
+    """
+    from md_csd_tf.training.trainer import train
+
+    out = Path(out)
+    progress = not config.smoke
+    check_writable(out, "folder", "--out")
+    manifest = prepare_data(config, out, progress)
+    run = out / "runs" / config.name
+    settings = train_config(config, manifest, out, **changes)
+    if progress:
+        print("4/4 training ...", flush=True)
+    began = time.perf_counter()
+    result = train(settings)
+    seconds = time.perf_counter() - began
+    summary = evaluate_run(Path(result.best_model), manifest, run)
+    state = json.loads((run / "state.json").read_text(encoding="utf-8"))
+    summary.update(
+        name=config.name,
+        config=dataclasses.asdict(config),
+        train_seconds_this_process=round(seconds, 1),
+        epochs=state["epoch"],
+        best_epoch=state.get("best_epoch"),
+        val_auc=state.get("best_selected"),
+        parameters=_parameters(result.best_model),
+    )
+    atomic_write_json(run / "summary.json", summary)
+    return summary
+
+
+def _parameters(path: str) -> int:
+    from md_csd_tf.models.saving import load_model
+
+    return int(load_model(path, compile=False).count_params())
+
+
+def real_mean(summary: dict, dataset: str = "faces") -> float:
+    """The held-out real videos' mean P(fake) of one test set (NaN when absent)."""
+    value = summary["datasets"].get(dataset, {}).get("real_mean_fake_probability")
+    return float("nan") if value is None else float(value)
