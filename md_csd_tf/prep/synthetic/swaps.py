@@ -135,11 +135,13 @@ def classic_swap(
         clone = cv2.seamlessClone(
             cv2.cvtColor(coloured, cv2.COLOR_RGB2BGR),
             cv2.cvtColor(target, cv2.COLOR_RGB2BGR),
-            mask,
+            mask.copy(),  # seamlessClone writes into its mask argument
             centre,
             cv2.NORMAL_CLONE,
         )
-        return cv2.cvtColor(clone, cv2.COLOR_BGR2RGB)
+        # OpenCV solves on the mask's bounding box and also touches pixels just outside the
+        # mask there; the swap must change the face only.
+        return np.where(mask[..., None] > 0, cv2.cvtColor(clone, cv2.COLOR_BGR2RGB), target)
     if blending == "alpha":
         feather = max(1.0, 0.03 * size)
         alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), feather)
