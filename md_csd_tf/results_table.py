@@ -12,7 +12,7 @@ import csv
 import io
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +193,20 @@ def cross_dataset_rows(dataset: str, auc: float | None) -> list[dict[str, Any]]:
     else:
         raise ValueError(f"dataset must be celebdf or dfd, got {dataset!r}")
     return [{"setting": setting, "metric": AUC, "ours": auc, "paper": paper}]
+
+
+def markdown_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Rows of dicts as a Markdown table: floats with 3 decimals, None/NaN as "-"."""
+    rows = list(rows)
+    columns = list(columns or dict.fromkeys(k for row in rows for k in row))
+
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.3f}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ def format_listing(recipes: bool = False) -> str:
     """One line per detector (plus its recipe with `recipes`)."""
     import dataclasses
 
-    from md_csd_tf.models.registry import get_entry, list_detectors
+    from md_csd_tf.models.registry import get_entry, list_detectors, published_weights
 
     rows = [("detector", "size", "parameters", "inputs", "published weights", "source")]
     entries = [get_entry(name) for name in list_detectors()]
@@ -25,7 +25,8 @@ def format_listing(recipes: bool = False) -> str:
         rows.append((
             entry.name, str(recipe.image_size),
             f"{recipe.parameters:,}" if recipe.parameters else "-",
-            "+".join(recipe.inputs), ", ".join(entry.weights) or "-", recipe.paper.split(":")[0],
+            "+".join(recipe.inputs), ", ".join(published_weights(entry.name)) or "-",
+            recipe.paper.split(":")[0],
         ))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]

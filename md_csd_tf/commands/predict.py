@@ -9,8 +9,8 @@ from md_csd_tf.commands._options import non_negative, positive, probability
 
 NAME = "predict"
 HELP = (
-    "score videos and images (folders are searched recursively) with a saved model: face "
-    "crops as in data prep, per-frame fake probability, video score, verdict"
+    "score videos and images (folders are searched recursively) with the shipped detector or a "
+    "saved model: face crops as in data prep, per-frame fake probability, video score, verdict"
 )
 
 
@@ -22,7 +22,9 @@ def _aggregates():
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", help="a .keras model saved by md-csd-tf (or a --detector with --weights)"
+        "--model",
+        help="a .keras model saved by md-csd-tf (default: the detector md-csd-tf ships, "
+        "md-csd-sbi; or a --detector with --weights)",
     )
     parser.add_argument(
         "--detector", default=None,
@@ -44,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="video score: mean frame probability (paper) or fraction of frames voting fake",
     )  # fmt: skip
     parser.add_argument(
-        "--threshold", type=probability, default=0.5,
-        help="fake when the probability is above this (default 0.5)",
+        "--threshold", type=probability, default=None,
+        help="fake when the probability is above this (default: the threshold calibrated on "
+        "the model's validation split, stored in the model; 0.5 for a model without one)",
     )  # fmt: skip
     parser.add_argument(
         "--no-detect", dest="detect", action="store_false",
@@ -101,13 +104,16 @@ def run(args: argparse.Namespace) -> int:
             prefetch=early if early is not None else True,
             detect=args.detect,
             aggregate=args.aggregate,
-            threshold=args.threshold,
+            threshold=detector.threshold,
             **sampling,
         )
     finally:
         if early is not None:
             early.close()
     print(format_table(rows))
+    print(
+        f"threshold {detector.threshold:.4f} ({detector.threshold_source}); model: {_model_name(args)}"
+    )
     for row in rows:
         if row.face_note:
             print(f"note: {row.face_note}")
@@ -119,9 +125,10 @@ def run(args: argparse.Namespace) -> int:
             path = write_results(
                 rows,
                 args.output,
-                model=args.model or f"{args.detector} ({args.weights})",
+                model=_model_name(args),
                 aggregate=args.aggregate,
-                threshold=args.threshold,
+                threshold=detector.threshold,
+                threshold_source=detector.threshold_source,
                 detect=args.detect,
                 **sampling,
             )
@@ -132,13 +139,32 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _model_name(args: argparse.Namespace) -> str:
+    if args.model:
+        return args.model
+    if args.detector:
+        return f"{args.detector} ({args.weights})"
+    from md_csd_tf.models.pretrained import DEFAULT
+
+    return f"{DEFAULT} (shipped)"
+
+
 def _start_videos(args: argparse.Namespace, inputs, sampling: dict):
     """A `VideoPrefetcher` already cropping the first video(s) when the inputs start with a
     video and the model is a .keras file whose crop size can be read without loading it."""
     from md_csd_tf.inference.crops import VideoPrefetcher, saved_crop_size
     from md_csd_tf.prep.faces import FaceCropper
 
-    size = saved_crop_size(args.model) if args.model else None
+    model = args.model
+    if model is None and args.detector is None:  # the shipped model (unchecked: loading checks)
+        from md_csd_tf.errors import UserError
+        from md_csd_tf.models.pretrained import path_of
+
+        try:
+            model = path_of(check=False)
+        except UserError:
+            model = None
+    size = saved_crop_size(model) if model else None
     if size is None or not inputs or inputs[0][1] != "video":
         return None
     cropper = FaceCropper(image_size=size, detect_max_side=args.detect_max_side or None)
@@ -152,13 +178,19 @@ def _load_detector(args: argparse.Namespace):
     from md_csd_tf.errors import UserError
     from md_csd_tf.inference.detector import Detector
 
-    options = dict(batch_size=args.batch_size, detect_max_side=args.detect_max_side or None)
+    options = dict(
+        batch_size=args.batch_size,
+        detect_max_side=args.detect_max_side or None,
+        threshold=args.threshold,
+    )
     if args.model:
         detector = Detector.load(args.model, **options)
     elif args.detector and args.weights:
         detector = Detector.pretrained(args.detector, args.weights, **options)
+    elif args.detector or args.weights:
+        raise UserError("pass --detector NAME with --weights WEIGHTS (or --model RUN/best.keras)")
     else:
-        raise UserError("pass --model RUN/best.keras, or --detector NAME --weights WEIGHTS")
+        detector = Detector.pretrained(**options)
     if args.runtime != "keras":
         if not args.model:
             raise UserError(f"--runtime {args.runtime} needs --model RUN/best.keras")

@@ -94,7 +94,7 @@ def score_input(detector: Detector, path: str, kind: str, prepared=None, **optio
     `prepared`: for a video, the `Future` of its `video_crops` started ahead (`score_inputs`).
     """
     detect = options.pop("detect", True)
-    threshold = options.get("threshold", 0.5)
+    threshold = options.get("threshold")  # None: the detector's own (calibrated or 0.5)
     try:
         if kind == "missing":
             raise FileNotFoundError(f"{path}: no such file or folder")

@@ -40,6 +40,7 @@ from md_csd_tf.inference.crops import (  # noqa: F401 - IMAGE_/VIDEO_EXTENSIONS,
     input_kind,
     video_crops,
 )
+from md_csd_tf.models.saving import get_metadata
 from md_csd_tf.prep.faces import Box, FaceCropper
 from md_csd_tf.training.metrics import AGGREGATES, video_score
 
@@ -178,7 +179,12 @@ class Detector:
             per-frame detection (175 of 192 identical on the six videos of
             `experiments/benchmark_inference.py`; `tests/test_inference.py` checks >= 0.9).
 
+        threshold: the decision threshold on the fake probability; None: the one calibrated
+            on the model's validation split and stored in its file (`md-csd train`), else 0.5.
+
     Attributes:
+        threshold / threshold_source: the threshold verdicts use and where it comes from
+            ("given", "calibrated: eer on val", "default").
         timings: seconds spent so far in "decode", "detect" (face detection), "crop" (cutting
             and resizing the crop), "transform" (`crops_to_inputs`), "model" and "trace"
             (`warm_up`); for benchmarks.
@@ -191,6 +197,7 @@ class Detector:
         cropper: FaceCropper | None = None,
         detect_max_side: int | None = 640,
         track: bool = True,
+        threshold: float | None = None,
     ):
         missing = [a for a in ("branches", "transform", "image_size") if not hasattr(model, a)]
         if missing:
@@ -201,6 +208,16 @@ class Detector:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.model = model
+        self.metadata = get_metadata(model)
+        if threshold is not None:
+            self.threshold, self.threshold_source = float(threshold), "given"
+        elif "threshold" in self.metadata:
+            rule = self.metadata.get("threshold_rule", "?")
+            split = self.metadata.get("threshold_split", "val")
+            self.threshold = float(self.metadata["threshold"])
+            self.threshold_source = f"calibrated: {rule} on {split}"
+        else:
+            self.threshold, self.threshold_source = 0.5, "default"
         self.batch_size = int(batch_size)
         self.image_size = int(model.image_size)
         # Faces are cut at the size of the crops the model was trained on (data preparation's
@@ -252,20 +269,30 @@ class Detector:
         return cls(model, **kwargs)
 
     @classmethod
-    def pretrained(cls, name: str, weights: str, **kwargs) -> Detector:
-        """A registered detector with published weights (`md-csd detectors` lists them), e.g.
-        `Detector.pretrained("meso4", "mesonet-df")`: scoring with no training and no download.
-        """
-        from md_csd_tf.models.registry import get_entry
+    def pretrained(cls, name: str | None = None, weights: str | None = None, **kwargs) -> Detector:
+        """A detector that scores with no training and no download.
 
-        entry = get_entry(name)
-        if weights not in entry.weights and not (entry.weights and os.path.isfile(weights)):
-            published = ", ".join(entry.weights) or "none"
+        With no arguments: the model md-csd-tf ships (`models.pretrained.DEFAULT`, trained by
+        the project on real faces only; docs/pretrained-model.md). Otherwise a registered
+        detector with published or shipped weights (`md-csd detectors` lists them), e.g.
+        `Detector.pretrained("meso4", "mesonet-df")`.
+        """
+        from md_csd_tf.models import pretrained
+        from md_csd_tf.models.registry import build_detector, get_entry, published_weights
+
+        if name is None and weights is None:
+            return cls(pretrained.load_pretrained(), **kwargs)
+        if name is None:
+            raise UserError(f"--weights {weights}: name the detector too (--detector NAME)")
+        get_entry(name)  # an unknown detector: one line listing the registered ones
+        published = published_weights(name)
+        if weights not in published and not (published and weights and os.path.isfile(weights)):
             raise UserError(
                 f"--weights {weights}: {name} has no such published weights (published: "
-                f"{published}); score a model you trained with --model RUN/best.keras"
+                f"{', '.join(published) or 'none'}); score a model you trained with --model "
+                "RUN/best.keras"
             )
-        return cls(entry.build(weights=weights), **kwargs)
+        return cls(build_detector(name, weights=weights), **kwargs)
 
     @property
     def recipe(self):
@@ -346,18 +373,21 @@ class Detector:
 
     # -- images ---------------------------------------------------------------------------------
 
-    def predict_image(self, image, detect: bool = True, threshold: float = 0.5) -> ImageResult:
+    def predict_image(
+        self, image, detect: bool = True, threshold: float | None = None
+    ) -> ImageResult:
         """Scores the face in one image.
 
         Args:
             image: a file path, or an array (RGB; grayscale, RGBA, 16-bit and float accepted).
             detect: find and crop the face as data prep does; False when the image is already a
                 face crop (it is then only resized to the model's size).
-            threshold: decision threshold on the fake probability.
+            threshold: decision threshold on the fake probability (None: `self.threshold`).
 
         Raises:
             InputError: unreadable image, or no face found.
         """
+        threshold = self.threshold if threshold is None else float(threshold)
         name = "<array>"
         if isinstance(image, (str, os.PathLike)):
             name = os.fspath(image)
@@ -413,7 +443,7 @@ class Detector:
         sampling: str = "uniform",
         every_k: int | None = None,
         aggregate: str = "mean",
-        threshold: float = 0.5,
+        threshold: float | None = None,
         prepared=None,
     ) -> VideoResult:
         """Scores a video: sample frames, crop the face in each, score, aggregate.
@@ -427,7 +457,7 @@ class Detector:
             every_k: the stride for "every".
             aggregate: "mean" (the paper's video level) or "vote" (majority of frame verdicts).
             threshold: decision threshold on the fake probability of a frame ("vote") or of the
-                video ("mean").
+                video ("mean"); None: `self.threshold`.
             prepared: a `concurrent.futures.Future` of `video_crops(path, frames, sampling,
                 every_k)` started ahead (`batch.score_inputs` decodes and crops the next video
                 while the model scores this one); its errors are raised here.
@@ -437,6 +467,7 @@ class Detector:
         """
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+        threshold = self.threshold if threshold is None else float(threshold)
         if prepared is None:
             crops, indices, boxes, sampled = self.video_crops(path, frames, sampling, every_k)
         else:

@@ -188,9 +188,33 @@ def get_entry(name: str) -> Entry:
     return _REGISTRY[name]
 
 
+def published_weights(name: str) -> list[str]:
+    """The weights names `name` accepts: its publication's (`Entry.weights`) and the models
+    md-csd-tf ships of it (`models.pretrained`)."""
+    from md_csd_tf.models.pretrained import names_for
+
+    return [*get_entry(name).weights, *names_for(name)]
+
+
 def build_detector(name: str, **options):
     """Builds the registered detector `name` with its builder's options (image_size, weights,
-    ...); the model's `detector` attribute is `name`."""
+    ...); the model's `detector` attribute is `name`. `weights` naming a model md-csd-tf ships
+    (`models.pretrained`) loads that model, whose size and options are its own."""
+    from md_csd_tf.models import pretrained
+
+    weights = options.get("weights")
+    if isinstance(weights, str) and weights in pretrained.PRETRAINED:
+        shipped = pretrained.PRETRAINED[weights]
+        if shipped.detector != name:
+            raise UserError(f"--weights {weights}: a {shipped.detector} model, not {name}")
+        model = pretrained.load_pretrained(weights)
+        size = options.get("image_size")
+        if size is not None and int(size) != int(model.image_size):
+            raise UserError(
+                f"--weights {weights}: trained at {model.image_size} px, not {size}; drop "
+                "--image-size or pass the model's"
+            )
+        return model
     return get_entry(name).build(**options)
 
 

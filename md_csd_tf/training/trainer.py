@@ -125,8 +125,9 @@ class TrainConfig:
             called fake).
         threshold_fpr: the false-positive rate of the "fpr" rule (None: 0.05).
         time_budget: stop after the first epoch that brings this process's training time
-            (validation excluded) to this many seconds (None: no limit); for comparing
-            candidates at equal cost. How long, not what: a resumed run may change it.
+            (CPU seconds of all its threads, pipeline included, validation excluded) to this
+            many seconds (None: no limit); for comparing candidates at equal cost, whatever
+            else the machine runs. How long, not what: a resumed run may change it.
     """
 
     manifest: str
@@ -286,7 +287,12 @@ class RunCheckpoint(keras.callbacks.Callback):
 
 class TimeBudget(keras.callbacks.Callback):
     """Stops training after the epoch in which the training time (the batches, not the
-    validation that follows them) reaches `seconds`; `spent` is the training time so far."""
+    validation that follows them) reaches `seconds`; `spent` is the training time so far.
+
+    Time is the process's CPU time (`time.process_time`, every thread: the model's and the input
+    pipeline's), not wall time: candidates trained one after another on a shared machine get the
+    same compute whatever else runs beside them. On an idle 2-core machine it is ~2x wall time.
+    """
 
     def __init__(self, seconds: float):
         super().__init__()
@@ -295,11 +301,11 @@ class TimeBudget(keras.callbacks.Callback):
         self._began = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._began = time.perf_counter()
+        self._began = time.process_time()
 
     def on_test_begin(self, logs=None):
         if self._began is not None:  # validation of `fit`, not a separate evaluate()
-            self.spent += time.perf_counter() - self._began
+            self.spent += time.process_time() - self._began
             self._began = None
 
     def on_epoch_end(self, epoch, logs=None):
