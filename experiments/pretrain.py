@@ -1,7 +1,7 @@
 """Trains the detector md-csd-tf ships, on real faces only (`md_csd_tf/configs/pretrain_sbi.py`).
 
     python experiments/pretrain.py                         # ~90 min of training on 2 CPU cores
-    python experiments/pretrain.py --seed 1 --out runs/seed1
+    python experiments/pretrain.py --seed 1                # the same recipe, another training seed
     python experiments/pretrain.py --smoke                 # seconds; what the tests run
     python experiments/pretrain.py --ship                  # copy the finished model into the package
 
@@ -13,6 +13,7 @@ to record in `md_csd_tf/models/pretrained.py`. The candidates this recipe was ch
 """
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -23,11 +24,25 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="output folder (default pretrain_run/)")
-    parser.add_argument("--seed", type=int, default=0, help="people pools, views, initialisation")
+    parser.add_argument(
+        "--seed", type=int, default=0,
+        help="the training's seed (initialisation, pseudo-fakes); the data and its held-out "
+        "people stay the same",
+    )  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="seconds: bundled faces, tiny model")
     parser.add_argument("--ship", action="store_true", help="package the finished run's model")
+    parser.add_argument(
+        "--shuffled-labels", action="store_true",
+        help="the control run: pairs' labels shuffled (run folder <name>-shuffled-labels)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     config = get_config(smoke=args.smoke, seed=args.seed)
+    if args.seed:
+        config = dataclasses.replace(config, name=f"{config.name}-seed{args.seed}")
+    if args.shuffled_labels:
+        config = dataclasses.replace(
+            config, name=f"{config.name}-shuffled-labels", shuffle_labels=True
+        )
     out = Path(args.out or ("pretrain_run/smoke" if args.smoke else "pretrain_run"))
     if args.ship:
         from md_csd_tf.models.pretrained import ship

@@ -39,7 +39,7 @@ def _corpus_config(config: PretrainConfig, out: Path):
         crop_size=config.crop_size,
         views=config.views,
         held_out_views=config.held_out_views,
-        seed=config.seed,
+        seed=config.data_seed,
     )
 
 
@@ -72,7 +72,7 @@ def prepare_data(config: PretrainConfig, out: str | Path, progress: bool = True)
     say = print if progress else (lambda *a, **k: None)
     say("1/4 stand-in videos (validation and test only) ...", flush=True)
     summary = make_demo_dataset(
-        standin, videos=config.standin_videos, seed=config.seed, workers=2, faces=origin
+        standin, videos=config.standin_videos, seed=config.data_seed, workers=2, faces=origin
     )
     for dataset, splits in (("ffpp", ("val", "test")), ("celebdf", ("test",)), ("dfd", ("test",))):
         extract_faces(
@@ -87,16 +87,15 @@ def prepare_data(config: PretrainConfig, out: str | Path, progress: bool = True)
     library = FaceLibrary(demo.faces + extra.faces, demo.origin, demo.skipped + extra.skipped)
     check_writable(crops, "folder", "--out")
     with OutputLock(crops, "md-csd pretrain"):
-        write_corpus(
-            library, _corpus_config(config, crops), corpus_splits(demo, extra, config.seed)
-        )
+        splits = corpus_splits(demo, extra, config.data_seed)
+        write_corpus(library, _corpus_config(config, crops), splits)
         say("3/4 landmarks, held-out fakes ...", flush=True)
         add_landmarks(crops)
         makers = {"SBI": sbi_crops}
         makers.update(
             {f: (lambda *a, f=f: corpus_fake(f, *a)) for f in CORPUS_FAKES}
         )  # fmt: skip
-        write_corpus_fakes(crops, makers, seed=config.seed)
+        write_corpus_fakes(crops, makers, seed=config.data_seed)
         manifest, _, _ = rebuild_manifest(crops)
         add_landmarks(crops)  # the consolidated landmarks.npz, now with the fakes' folders
     return Path(manifest)
@@ -127,6 +126,7 @@ def train_config(config: PretrainConfig, manifest: Path, out: Path, **changes):
         select_by=config.select_by,
         threshold_rule=config.threshold_rule,
         seed=config.seed,
+        shuffle_labels=config.shuffle_labels or None,
         run_eagerly=config.smoke,
         verbose=0 if config.smoke else 2,
         **{k: v for k, v in options.items() if k in fields},

@@ -1,7 +1,7 @@
 """`pretrain-sbi`: the detector md-csd-tf ships, trained on real faces only.
 
     python experiments/pretrain.py                       # data, training, calibration, test
-    python experiments/pretrain.py --seed 1 --out runs2  # the reproducibility run
+    python experiments/pretrain.py --seed 1              # the reproducibility run
     python experiments/pretrain.py --smoke               # seconds, for the tests
 
 Every real face the package can fetch with a known source (`prep.real_faces`: the demo's 29
@@ -44,7 +44,12 @@ class PretrainConfig:
         select_by / threshold_rule: see `TrainConfig`.
         views / held_out_views: crops per person of photographs, in training / in val and test.
         standin_videos: real FF++ stand-in videos (the demo's 20), for validation and test.
-        seed: people pools, views, pseudo-fakes and initialisation.
+        seed: the training's randomness: initialisation, pseudo-fakes, batch order.
+        data_seed: the data's: people pools, views, held-out fakes (another seed's run is
+            tested on the same held-out people).
+        shuffle_labels: the control run: the pairs' labels shuffled (a detector that still
+            scores held-out fakes above chance would be learning something other than the
+            blend).
         smoke: the seconds-long variant (bundled faces only, a tiny model).
     """
 
@@ -66,6 +71,8 @@ class PretrainConfig:
     held_out_views: int = 16
     standin_videos: int = 20
     seed: int = 0
+    data_seed: int = 0
+    shuffle_labels: bool = False
     smoke: bool = False
 
 

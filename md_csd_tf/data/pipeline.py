@@ -42,6 +42,8 @@ class PipelineConfig:
             shuffle of FF++'s 800k training crops costs ~60 MB.
         seed: makes shuffling, balancing and augmentation repeatable.
         pair_augment: pseudo-fake pairs are degraded alike (`data.blend.degrade_pair`).
+        shuffle_labels: a control experiment: each pseudo-fake pair's two labels are swapped
+            with probability 1/2, so the labels carry nothing a detector could learn.
     """
 
     image_size: int = 299
@@ -56,6 +58,7 @@ class PipelineConfig:
     shuffle_buffer: int | None = None
     seed: int = 0
     pair_augment: bool = False
+    shuffle_labels: bool = False
 
 
 def decode_crop(path: tf.Tensor, image_size: int) -> tf.Tensor:

@@ -131,7 +131,11 @@ def pseudo_fake_pairs(
         if config.pair_augment:  # the same degradation for both: quality is never a label
             real, fake = blend.degrade_pair(real, fake, degrade_seed)
         real, fake = blend.recompress_pair(real, fake, jpeg_seed, quality)
-        return tf.stack([real, fake]), tf.constant([0.0, 1.0])
+        labels = tf.constant([0.0, 1.0])
+        if config.shuffle_labels:  # the control: which image of a pair is called fake is a coin
+            flip = tf.random.stateless_uniform([], make_seed) < 0.5
+            labels = tf.where(flip, labels[::-1], labels)
+        return tf.stack([real, fake]), labels
 
     pairs = stream.map(make, num_parallel_calls=AUTOTUNE, deterministic=True)
     return pairs.unbatch()

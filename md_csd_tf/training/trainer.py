@@ -124,6 +124,8 @@ class TrainConfig:
             equal-error point) or "fpr" (at most `threshold_fpr` of real validation frames
             called fake).
         threshold_fpr: the false-positive rate of the "fpr" rule (None: 0.05).
+        shuffle_labels: the shuffled-label control of pseudo-fake training (`PipelineConfig`);
+            None: off.
         time_budget: stop after the first epoch that brings this process's training time
             (CPU seconds of all its threads, pipeline included, validation excluded) to this
             many seconds (None: no limit); for comparing candidates at equal cost, whatever
@@ -172,6 +174,7 @@ class TrainConfig:
     threshold_rule: str | None = None
     threshold_fpr: float | None = None
     time_budget: float | None = None
+    shuffle_labels: bool | None = None
 
     def resolved(self) -> TrainConfig:
         """The config with every None the recipe decides filled in from the recipe."""
@@ -223,6 +226,7 @@ class TrainConfig:
             balance=self.balance,
             seed=self.seed,
             pair_augment=bool(self.pair_augment),
+            shuffle_labels=bool(self.shuffle_labels),
         )
 
 
