@@ -46,8 +46,10 @@ def main(argv=None) -> int:
     out = Path(args.out or ("pretrain_run/smoke" if args.smoke else "pretrain_run"))
     if args.ship:
         from md_csd_tf.models.pretrained import ship
+        from md_csd_tf.pretraining import model_card
 
-        print(ship(out / "runs" / config.name))
+        run = out / "runs" / config.name
+        print(ship(run, card=model_card(run)))
         return 0
     summary = pretrain(config, out)
     print(format_summary(summary))

@@ -29,7 +29,7 @@ class Pretrained:
     Attributes:
         name: its weights name (`--weights NAME`).
         detector: the registry detector it is an instance of.
-        file: its path inside the package.
+        file: its path inside the package (an absolute path: a file elsewhere, for tests).
         sha256: the file's SHA-256.
         summary: one line for `md-csd detectors` and predict's output.
     """
@@ -64,7 +64,9 @@ def path_of(name: str = DEFAULT, check: bool = True) -> Path:
         known = ", ".join(PRETRAINED) or "none"
         raise UserError(f"{name}: no such shipped model (shipped: {known})")
     entry = PRETRAINED[name]
-    path = Path(str(resources.files("md_csd_tf").joinpath(entry.file)))
+    path = Path(entry.file)  # a path inside the package (or, for tests, an absolute one)
+    if not path.is_absolute():
+        path = Path(str(resources.files("md_csd_tf").joinpath(entry.file)))
     if check:
         if not path.is_file():
             raise UserError(f"{path}: the shipped model {name} is missing; reinstall md-csd-tf.")
