@@ -49,13 +49,25 @@ def main(argv=None) -> int:
         from md_csd_tf.pretraining import model_card
 
         run = out / "runs" / config.name
-        print(ship(run, card=model_card(run)))
+        print(ship(run, card=model_card(run), check_crops=check_crops(out)))
         return 0
     summary = pretrain(config, out)
     print(format_summary(summary))
     print(f"training: {summary['train_seconds_this_process']:.0f} s this run, "
           f"{summary['epochs']} epochs, best epoch {summary['best_epoch']}")  # fmt: skip
     return 0
+
+
+def check_crops(out: Path, count: int = 64):
+    """Held-out test crops of the corpus, real and fake, for the float16 storage check."""
+    import cv2
+    import numpy as np
+
+    from md_csd_tf.data.manifest import read_manifest, select
+
+    frames = select(read_manifest(out / "data" / "crops" / "manifest.csv"), "test", "faces")
+    picked = frames.sample(n=min(count, len(frames)), random_state=0)
+    return np.stack([cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in picked["abs_path"]])
 
 
 if __name__ == "__main__":

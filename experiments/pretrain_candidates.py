@@ -59,6 +59,9 @@ def main(argv=None) -> int:
         help="training CPU seconds each (all threads; ~2x wall time on 2 idle cores)",
     )  # fmt: skip
     parser.add_argument("--only", default=None, help="comma-separated candidate specs")
+    parser.add_argument(
+        "--fakes", default="sbi", help="pseudo-fakes: sbi, xray, fwa or a mix (sbi+xray)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
@@ -71,14 +74,16 @@ def main(argv=None) -> int:
     for spec in specs:
         name, size, options = parse(spec)
         label = f"candidate-{name}-{size}" + "".join(f"-{k}{v}" for k, v in options.items())
+        if args.fakes != "sbi":
+            label += "-" + args.fakes.replace("+", "-")
         config = dataclasses.replace(
             base, name=label, detector=name, image_size=size, model_options=options,
-            epochs=1 if args.smoke else 1000,
+            fakes=args.fakes, epochs=1 if args.smoke else 1000,
         )  # fmt: skip
         summary = pretrain(config, out, time_budget=None if args.smoke else args.budget)
         faces = summary["datasets"].get("faces", {})
         rows.append({
-            "candidate": spec, "detector": name, "input": size,
+            "candidate": spec, "fakes": args.fakes, "detector": name, "input": size,
             "parameters": summary["parameters"],
             "train_s": summary["train_seconds_this_process"],
             "steps": summary["epochs"] * config.steps_per_epoch,
@@ -89,8 +94,9 @@ def main(argv=None) -> int:
             "test_real_mean_p_fake": real_mean(summary),
         })  # fmt: skip
         table = pd.DataFrame(rows)
-        atomic_write_text(out / "candidates.csv", table.to_csv(index=False))
-        atomic_write_text(out / "candidates.md", markdown_table(rows))
+        stem = "candidates" if args.fakes == "sbi" else f"candidates-{args.fakes.replace('+', '-')}"
+        atomic_write_text(out / f"{stem}.csv", table.to_csv(index=False))
+        atomic_write_text(out / f"{stem}.md", markdown_table(rows))
         print(table.to_string(index=False), flush=True)
     return 0
 

@@ -173,3 +173,20 @@ def test_smoke_recipe_trains_selects_calibrates_and_predict_loads_it(tmp_path):
     # Started again, it resumes: nothing retrained, the same threshold.
     again = pretrain(config, tmp_path)
     assert again["threshold"] == pytest.approx(summary["threshold"])
+
+
+def test_float16_storage_halves_the_file_and_keeps_scores_within_1e_3(media, tmp_path):
+    from md_csd_tf.models.saving import store_float16
+
+    path = tmp_path / "f16.keras"
+    path.write_bytes(media["model"].read_bytes())
+    write_metadata(path, {"threshold": 0.4})
+    before = Detector.load(path).predict_image(media["image"], detect=False).score
+    size = path.stat().st_size
+    store_float16(path)
+    assert path.stat().st_size < 0.7 * size
+    model = load_model(path, compile=False)
+    assert all(w.dtype == "float32" for w in model.weights)  # loaded back into float32
+    assert get_metadata(model)["threshold"] == 0.4
+    after = Detector(model).predict_image(media["image"], detect=False).score
+    assert abs(after - before) < 1e-3
