@@ -1,6 +1,6 @@
 """Trains the detector md-csd-tf ships, on real faces only (`md_csd_tf/configs/pretrain_sbi.py`).
 
-    python experiments/pretrain.py                         # ~90 min of training on 2 CPU cores
+    python experiments/pretrain.py                         # ~10 min of training on 2 CPU cores
     python experiments/pretrain.py --seed 1                # the same recipe, another training seed
     python experiments/pretrain.py --smoke                 # seconds; what the tests run
     python experiments/pretrain.py --ship                  # copy the finished model into the package
