@@ -44,6 +44,7 @@ def parse(spec: str) -> tuple[str, int, dict]:
 
 def main(argv=None) -> int:
     import dataclasses
+    import json
 
     import pandas as pd
 
@@ -80,7 +81,11 @@ def main(argv=None) -> int:
             base, name=label, detector=name, image_size=size, model_options=options,
             fakes=args.fakes, epochs=1 if args.smoke else 1000,
         )  # fmt: skip
-        summary = pretrain(config, out, time_budget=None if args.smoke else args.budget)
+        done = out / "runs" / label / "summary.json"
+        if done.is_file():  # finished before: its figures, not another budget of training
+            summary = json.loads(done.read_text(encoding="utf-8"))
+        else:
+            summary = pretrain(config, out, time_budget=None if args.smoke else args.budget)
         faces = summary["datasets"].get("faces", {})
         rows.append({
             "candidate": spec, "fakes": args.fakes, "detector": name, "input": size,

@@ -49,6 +49,19 @@ def register(model: Pretrained) -> None:
     PRETRAINED[model.name] = model
 
 
+# `python experiments/pretrain.py`, then `--ship`: the hash it prints goes here.
+register(
+    Pretrained(
+        name=DEFAULT,
+        detector="meso4",
+        file="resources/pretrained/md-csd-sbi.keras",
+        sha256="764864e9168a01266a322d5312fbf29b14c2a57db3be504c2691191671aff3a8",
+        summary="Meso-4 at 128 px trained by md-csd-tf on real faces only with SBI pseudo-fakes "
+        "(docs/pretrained-model.md)",
+    )
+)
+
+
 def names_for(detector: str) -> list[str]:
     """The shipped models of one registry detector."""
     return [p.name for p in PRETRAINED.values() if p.detector == detector]
