@@ -711,7 +711,7 @@ def _train(config: TrainConfig) -> TrainResult:
     if config.verbose:
         print(
             f"Trained {state['epoch']} epochs in {time.perf_counter() - start:.0f} s; kept epoch "
-            f"{state.get('best_epoch')} (best val {state.get('selected_by', 'accuracy')} "
+            f"{state.get('best_epoch')} (best {state.get('selected_by', 'val_accuracy')} "
             f"{state.get('best_selected', state['best_val_accuracy']):.4f}; its val accuracy "
             f"{state['best_val_accuracy']:.4f}).\n"
             f"  best model: {out / 'best.keras'}\n  last state: {out / 'last.keras'}\n"
