@@ -15,13 +15,12 @@ stand-in FF++ validation videos. Test: the same families on a third set of peopl
 stand-in FF++, DFD and Celeb-DF test videos.
 
 The detector is Meso-4 at 128 px (MesoNet's own recipe: MSE loss, its learning rate), 50 epochs
-of 100 batches of 32. Chosen by validation AUC among candidates trained for the same CPU time:
-MD-CSD's RGB branch scored 0.725 and Meso-4 0.707, a difference well inside the paired bootstrap's
-95% interval (-0.12 to +0.12 over the 98 validation videos); Meso-4 costs 1/13 of the CPU per
-step, so the recipe, its second seed and its control run fit this machine, and it ships in 64 KB.
-Cost here: ~10 minutes of training on 2 CPU cores, plus ~3 minutes of data preparation the first
-time (fetching ~20 MB of media, rendering the stand-in videos, cropping, landmarks). The
-candidates and their figures: docs/pretrained-model.md.
+of 100 batches of 32. Chosen by validation AUC among candidates trained for the same CPU time
+(600 CPU-s each): Meso-4 at 128 px 0.696, MD-CSD's RGB branch 0.671, MesoInception-4 0.641,
+Meso-4 at 256 px 0.637, MD-CSD 0.611; the larger models get a tenth of Meso-4's steps on a CPU,
+and Meso-4 ships in 0.26 MB. Cost here: ~14 minutes of training on 2 CPU cores, plus ~4.5
+minutes of data preparation the first time (fetching ~20 MB of media, rendering the stand-in
+videos, cropping, landmarks). The candidates and their figures: docs/pretrained-model.md.
 """
 
 from __future__ import annotations
