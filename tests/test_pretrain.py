@@ -190,3 +190,32 @@ def test_float16_storage_halves_the_file_and_keeps_scores_within_1e_3(media, tmp
     assert get_metadata(model)["threshold"] == 0.4
     after = Detector(model).predict_image(media["image"], detect=False).score
     assert abs(after - before) < 1e-3
+
+
+def test_candidates_reuse_a_finished_candidate_instead_of_training_it_again(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    import md_csd_tf.pretraining as pretraining
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "pretrain_candidates.py"
+    spec = importlib.util.spec_from_file_location("pretrain_candidates", script)
+    candidates = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(candidates)
+    finished = tmp_path / "runs" / "candidate-meso4-32"
+    finished.mkdir(parents=True)
+    summary = {
+        "parameters": 11945, "train_seconds_this_process": 4.2, "epochs": 1, "val_auc": 0.61,
+        "best_epoch": 1, "threshold": 0.5,
+        "datasets": {"faces": {"video_auc": 0.7, "frame_auc": 0.65, "real_videos": 1,
+                               "real_mean_fake_probability": 0.3, "families": {}}},
+    }  # fmt: skip
+    (finished / "summary.json").write_text(json.dumps(summary))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished candidate was trained again")
+
+    monkeypatch.setattr(pretraining, "pretrain", no_training)
+    assert candidates.main(["--smoke", "--out", str(tmp_path), "--only", "meso4@32"]) == 0
+    table = (tmp_path / "candidates.csv").read_text()
+    assert "meso4@32" in table and "0.61" in table and "0.7" in table

@@ -78,3 +78,14 @@ def test_predict_without_a_model_works_in_a_fresh_process_without_network(astron
     assert written["settings"]["model"].startswith(pretrained.DEFAULT)
     assert written["results"][0]["verdict"] == "real"
     assert not (tmp_path / "empty-cache").exists()
+
+
+def test_every_record_of_the_shipped_file_gives_its_registered_hash():
+    # The hash is written in the registry, the resource folder's README and the model card: a
+    # re-shipped model with one of them left stale would mislead whoever checks the file.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    digest = pretrained.PRETRAINED[pretrained.DEFAULT].sha256
+    for record in ("md_csd_tf/resources/pretrained/README.md", "docs/pretrained-model.md"):
+        assert digest in (root / record).read_text(encoding="utf-8"), record
