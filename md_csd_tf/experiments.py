@@ -94,7 +94,6 @@ SMOKE = Profile(
         )
     ),
 )
-PROFILES = {p.name: p for p in (PAPER, DEMO, SMOKE)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,10 +170,6 @@ def variant_detector(variant: str) -> str:
 def detector_variant(detector: str) -> str:
     """The registered MD-CSD detector -> Table V's variant key ("md_csd_rgb" -> "rgb")."""
     return "md_csd" if detector == "md_csd" else detector.removeprefix("md_csd_")
-
-
-#: What an experiment measures on its run's model.
-MEASURES = ("ff_test", "celebdf", "dfd")
 
 
 @dataclasses.dataclass(frozen=True)

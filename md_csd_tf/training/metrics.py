@@ -31,10 +31,6 @@ VIDEO_KEY = ("dataset", "method", "compression", "video_id")
 REQUIRED = ("video_id", "label", "prob")
 
 
-def _finite_or_nan(value: float) -> float:
-    return float(value) if np.isfinite(value) else math.nan
-
-
 def _check_arrays(labels, probs) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels).reshape(-1)
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
