@@ -129,8 +129,12 @@ def get_transform(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
 # once per (transform, size) in float64 and rounded to float32 once.
 
 
-def _dct_basis(n: int) -> np.ndarray:
-    """Orthonormal DCT-II matrix: row k is `s_k cos(pi (2i + 1) k / 2n)` over samples i."""
+def dct_matrix(n: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix D (n x n), float64: D @ v = scipy.fft.dct(v, norm="ortho").
+
+    Row k is `s_k cos(pi (2i + 1) k / 2n)` over samples i. The one home of the DCT basis: the
+    in-model spectrum and F3-Net's frequency-aware decomposition both use it.
+    """
     k, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     basis = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
     basis[0] /= np.sqrt(2.0)
@@ -157,7 +161,7 @@ def _haar_basis(n: int) -> np.ndarray:
     return np.concatenate([low, high]) / np.sqrt(2.0)
 
 
-_BASES = {"dct": _dct_basis, "fft": _centred_dft_basis, "dwt": _haar_basis}
+_BASES = {"dct": dct_matrix, "fft": _centred_dft_basis, "dwt": _haar_basis}
 
 
 @functools.cache

@@ -10,7 +10,6 @@ from md_csd_tf.models.f3net import (
     FrequencyAwareDecomposition,
     band_cutoffs,
     band_masks,
-    dct_matrix,
 )
 from md_csd_tf.models.registry import build_detector, get_entry
 
@@ -34,14 +33,6 @@ def exact_fad():
     layer = FrequencyAwareDecomposition(offset_stddev=0.0)
     layer.build((None, SIZE, SIZE, 3))
     return layer
-
-
-def test_dct_matrix_is_scipys_orthonormal_dct_ii():
-    for size in (8, 71):
-        np.testing.assert_allclose(
-            dct_matrix(size), scipy.fft.dct(np.eye(size), axis=0, norm="ortho"), atol=1e-12
-        )
-        np.testing.assert_allclose(dct_matrix(size) @ dct_matrix(size).T, np.eye(size), atol=1e-12)
 
 
 def test_each_band_is_the_masked_2d_dct_of_each_channel(exact_fad):

@@ -53,6 +53,13 @@ def test_dct_equals_scipy_orthonormal_dct_ii():
     np.testing.assert_allclose(ours, expected, atol=1e-5 * np.abs(expected).max())
 
 
+def test_dct_matrix_is_scipys_orthonormal_dct_ii():
+    for size in (8, 71):
+        d = frequency.dct_matrix(size)
+        np.testing.assert_allclose(d, scipy.fft.dct(np.eye(size), axis=0, norm="ortho"), atol=1e-12)
+        np.testing.assert_allclose(d @ d.T, np.eye(size), atol=1e-12)
+
+
 def test_dct_is_full_image_not_blockwise():
     # A single pixel's impulse spreads over every coefficient of the whole crop, never only
     # over the 8x8 block it sits in.

@@ -42,19 +42,11 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from md_csd_tf.frequency import dct_matrix
 from md_csd_tf.models.registry import Recipe, register
 from md_csd_tf.models.xception import xception_source
 
 BACKBONE = "xception"  # the name keras.applications gives the nested backbone model
-
-
-def dct_matrix(size: int) -> np.ndarray:
-    """The orthonormal DCT-II matrix D (size x size): D @ v = scipy.fft.dct(v, norm="ortho")."""
-    k = np.arange(size)[:, None]
-    n = np.arange(size)[None, :]
-    matrix = np.sqrt(2.0 / size) * np.cos(np.pi * (2 * n + 1) * k / (2 * size))
-    matrix[0] /= np.sqrt(2.0)
-    return matrix
 
 
 def band_cutoffs(size: int, band_edges: tuple[float, float] = (1 / 16, 1 / 8)) -> tuple[int, int]:
