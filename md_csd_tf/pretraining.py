@@ -140,7 +140,7 @@ def evaluate_run(model_path: Path, manifest: Path, out: Path, batch_size: int = 
     from md_csd_tf.data.manifest import read_manifest, select
     from md_csd_tf.errors import UserError
     from md_csd_tf.models.saving import get_metadata, load_model
-    from md_csd_tf.training.evaluate import evaluate_model
+    from md_csd_tf.evaluation.evaluate import evaluate_model
 
     model = load_model(model_path, compile=False)
     threshold = float(get_metadata(model).get("threshold", 0.5))
@@ -165,7 +165,7 @@ def _dataset_summary(result: dict, predictions: Path, threshold: float) -> dict:
     """Per fake family: frame and video AUC; for the reals: videos, mean P(fake), false alarms."""
     import pandas as pd
 
-    from md_csd_tf.training.metrics import aggregate_videos
+    from md_csd_tf.evaluation.metrics import aggregate_videos
 
     scored = pd.read_csv(predictions, dtype={"video_id": str})
     videos = aggregate_videos(scored)

@@ -41,7 +41,7 @@ from md_csd_tf.experiments import (
 from md_csd_tf.files import atomic_write_json, atomic_write_text
 from md_csd_tf.names import COMPRESSIONS, FFPP_METHODS
 from md_csd_tf.paper import TABLES
-from md_csd_tf.results_table import (
+from md_csd_tf.evaluation.results_table import (
     cross_dataset_rows,
     ff_rows,
     table_iii_rows,
@@ -84,7 +84,7 @@ def evaluate_on(
 ) -> dict:
     """Metrics of a saved model on `frames`, written to `out_dir` (reused when fresh)."""
     from md_csd_tf.models.saving import load_model
-    from md_csd_tf.training.evaluate import evaluate_model
+    from md_csd_tf.evaluation.evaluate import evaluate_model
 
     metrics = out_dir / "metrics.json"
     if _fresh(metrics, Path(model_path)):

@@ -108,7 +108,7 @@ def test_a_video_is_scored_over_every_clip_and_each_frame_gets_its_clips_mean():
 
 
 def test_evaluation_scores_every_frame_of_every_video_from_its_clips(table):
-    from md_csd_tf.training.evaluate import predict_frames
+    from md_csd_tf.evaluation.evaluate import predict_frames
 
     frames = select(table, split="test")
     scored = predict_frames(MeanPixelClip(), frames, batch_size=3, verbose=0)
@@ -121,7 +121,7 @@ def test_evaluation_scores_every_frame_of_every_video_from_its_clips(table):
 
 def test_a_clip_detector_with_nan_scores_is_refused_in_one_line(table):
     from md_csd_tf.errors import UserError
-    from md_csd_tf.training.evaluate import predict_frames
+    from md_csd_tf.evaluation.evaluate import predict_frames
 
     class Diverged(MeanPixelClip):
         def __call__(self, inputs, training=False):

@@ -14,7 +14,7 @@ from md_csd_tf.errors import UserError
 from md_csd_tf.inference.batch import collect_inputs, score_inputs
 from md_csd_tf.inference.detector import Detector, InputError
 from md_csd_tf.prep import synthetic
-from md_csd_tf.training.metrics import aggregate_videos, video_score
+from md_csd_tf.evaluation.metrics import aggregate_videos, video_score
 
 
 @pytest.fixture(scope="module")

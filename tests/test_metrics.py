@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
 
-from md_csd_tf.training.metrics import (
+from md_csd_tf.evaluation.metrics import (
     aggregate_videos,
     equal_error_rate,
     evaluate_predictions,

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from md_csd_tf.paper import OURS, TABLES, paper_table, paper_value
-from md_csd_tf.results_table import (
+from md_csd_tf.evaluation.results_table import (
     cross_dataset_rows,
     ff_rows,
     table_v_rows,

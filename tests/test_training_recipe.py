@@ -56,7 +56,7 @@ def test_reported_validation_metrics_match_sklearn_on_the_final_weights():
     assert logs["val_accuracy"] == pytest.approx(accuracy_score(val_y, probs > 0.5))
     # Keras' AUC bins probabilities at 500 thresholds, which cannot separate an untrained model's
     # near-equal outputs; the same binned AUC on the final predictions must match what fit logged.
-    # (Reported evaluation numbers use sklearn's exact AUC: md_csd_tf.training.metrics.)
+    # (Reported evaluation numbers use sklearn's exact AUC: md_csd_tf.evaluation.metrics.)
     binned = keras.metrics.AUC(num_thresholds=500)
     binned.update_state(val_y, probs)
     assert logs["val_auc"] == pytest.approx(float(binned.result()), abs=1e-6)

@@ -12,7 +12,7 @@ HELP = "score a saved model on prepared crops: accuracy, AUC, EER, AP; metrics.j
 
 
 def _aggregates():
-    from md_csd_tf.training.metrics import AGGREGATES
+    from md_csd_tf.evaluation.metrics import AGGREGATES
 
     return list(AGGREGATES)
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from md_csd_tf.errors import UserError
     from md_csd_tf.files import check_writable
     from md_csd_tf.inference.detector import Detector
-    from md_csd_tf.training.evaluate import evaluate_model
+    from md_csd_tf.evaluation.evaluate import evaluate_model
 
     if not args.model and not (args.detector and args.weights):
         raise UserError("pass --model RUN/best.keras, or --detector NAME --weights WEIGHTS")

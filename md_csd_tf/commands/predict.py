@@ -15,7 +15,7 @@ HELP = (
 
 
 def _aggregates():
-    from md_csd_tf.training.metrics import AGGREGATES
+    from md_csd_tf.evaluation.metrics import AGGREGATES
 
     return list(AGGREGATES)
 

@@ -8,7 +8,7 @@ The path from a file to a score repeats data preparation and training exactly:
     -> `crops_to_inputs` (the function the training pipeline maps over crops; it resizes to the
        model's side exactly as training did)
     -> the model, in batches of one fixed size -> per-frame fake probability
-    -> video score: `training.metrics.video_score` (mean, the paper's video level, or vote).
+    -> video score: `evaluation.metrics.video_score` (mean, the paper's video level, or vote).
 
 Batches are padded to `batch_size`, so the scoring `tf.function` is traced once per detector
 (tracing a full Xception costs seconds on a CPU; a ragged last batch would trace again).
@@ -42,7 +42,7 @@ from md_csd_tf.inference.crops import (  # noqa: F401 - IMAGE_/VIDEO_EXTENSIONS,
 )
 from md_csd_tf.models.saving import get_metadata
 from md_csd_tf.prep.faces import Box, FaceCropper
-from md_csd_tf.training.metrics import AGGREGATES, video_score
+from md_csd_tf.evaluation.metrics import AGGREGATES, video_score
 
 
 @dataclasses.dataclass
@@ -81,7 +81,7 @@ class VideoResult:
         path: the video file.
         score: the video's fake score: mean frame probability (`aggregate="mean"`) or the fraction
             of frames with probability above `threshold` (`"vote"`, so `score > 0.5` is a strict
-            majority). Same definitions as `md_csd_tf.training.metrics.aggregate_videos`.
+            majority). Same definitions as `md_csd_tf.evaluation.metrics.aggregate_videos`.
         label: 1 (fake) when `score > threshold` (mean) or `score > 0.5` (vote), else 0.
         frame_indices: indices in the video of the frames scored (frames without a face are
             skipped and not listed).

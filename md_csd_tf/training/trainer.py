@@ -441,7 +441,7 @@ def _check_numbers(config: TrainConfig) -> None:
 def _check_config(config: TrainConfig) -> None:
     _check_numbers(config)
     parse_fakes(config.fakes)
-    from md_csd_tf.training.metrics import THRESHOLD_RULES
+    from md_csd_tf.evaluation.metrics import THRESHOLD_RULES
 
     choices = {"select_by": ("accuracy", "auc"), "threshold_rule": THRESHOLD_RULES}
     for name, allowed in choices.items():
@@ -506,8 +506,8 @@ def calibrate(path: Path, frames: pd.DataFrame, config: TrainConfig, epoch=None)
         The metadata written: `threshold`, `threshold_rule` (and `threshold_fpr`),
         `threshold_split`, `threshold_frames`, `threshold_epoch`, `val_auc`.
     """
-    from md_csd_tf.training.evaluate import predict_frames
-    from md_csd_tf.training.metrics import calibrate_threshold, frame_metrics
+    from md_csd_tf.evaluation.evaluate import predict_frames
+    from md_csd_tf.evaluation.metrics import calibrate_threshold, frame_metrics
 
     rule = config.threshold_rule or "eer"
     fpr = config.threshold_fpr if config.threshold_fpr is not None else 0.05

@@ -10,7 +10,7 @@ import pandas as pd
 from md_csd_tf.data.clips import predict_clip_frames
 from md_csd_tf.data.manifest import REQUIRED_COLUMNS, check_crops_exist
 from md_csd_tf.data.pipeline import PipelineConfig, make_dataset
-from md_csd_tf.training.metrics import evaluate_predictions, write_evaluation
+from md_csd_tf.evaluation.metrics import evaluate_predictions, write_evaluation
 
 
 def predict_frames(

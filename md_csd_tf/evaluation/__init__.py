@@ -1,0 +1,1 @@
+"""Evaluation: metrics, scoring a model on a manifest, and the results tables (markdown/CSV)."""
