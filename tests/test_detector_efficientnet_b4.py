@@ -5,11 +5,8 @@ import numpy as np
 import pytest
 from keras import layers
 
-from md_csd_tf.models.efficientnet import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    EfficientNetB4Detector,
-)
+from md_csd_tf.models.efficientnet import EfficientNetB4Detector
+from md_csd_tf.models.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from md_csd_tf.models.registry import build_detector, get_entry
 
 SIZE = 64

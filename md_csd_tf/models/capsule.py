@@ -37,6 +37,8 @@ import functools
 import keras
 from keras import layers, ops
 
+from md_csd_tf.models.imagenet import IMAGENET_CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD
+
 # VGG19 up to block3_pool, as (block, convolutions, filters); names follow keras.applications so
 # the ImageNet weights copy over by layer name.
 VGG19_STEM = ((1, 2, 64), (2, 2, 128), (3, 4, 256))
@@ -46,11 +48,6 @@ PRIMARY_DIM = 8  # the length after the stride-2 Conv1D over 16 statistics
 NUM_CLASSES = 2  # output capsules: 0 = real, 1 = fake
 OUTPUT_DIM = 4
 
-# keras.applications.vgg19.preprocess_input ("caffe"): BGR, minus the ImageNet mean, 0..255.
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-# torchvision's normalisation, what the authors fed their torchvision VGG19 (train_binary_ffpp.py).
-TORCH_RGB_MEAN = (0.485, 0.456, 0.406)
-TORCH_RGB_STD = (0.229, 0.224, 0.225)
 PIXEL_NORMALISATIONS = ("caffe", "torch")
 PRIMARY_SQUASH = ("capsules", "dimensions")
 
@@ -83,10 +80,12 @@ class VGGPreprocess(layers.Layer):
         self.mode = mode
 
     def call(self, x):
-        if self.mode == "caffe":
-            return ops.flip(x, axis=-1) - ops.convert_to_tensor(CAFFE_BGR_MEAN, dtype=x.dtype)
-        mean = ops.convert_to_tensor(TORCH_RGB_MEAN, dtype=x.dtype)
-        std = ops.convert_to_tensor(TORCH_RGB_STD, dtype=x.dtype)
+        if self.mode == "caffe":  # keras.applications.vgg19.preprocess_input
+            bgr_mean = ops.convert_to_tensor(IMAGENET_CAFFE_BGR_MEAN, dtype=x.dtype)
+            return ops.flip(x, axis=-1) - bgr_mean
+        # torchvision's normalisation, what the authors fed their VGG19 (train_binary_ffpp.py).
+        mean = ops.convert_to_tensor(IMAGENET_MEAN, dtype=x.dtype)
+        std = ops.convert_to_tensor(IMAGENET_STD, dtype=x.dtype)
         return (x / 255.0 - mean) / std
 
     def get_config(self):
