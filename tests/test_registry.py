@@ -7,6 +7,8 @@ import pytest
 import tensorflow as tf
 
 from md_csd_tf.data.inputs import model_inputs
+from md_csd_tf.errors import UserError
+from md_csd_tf.models import registry
 from md_csd_tf.models.registry import get_entry, list_detectors, recipe_of
 from md_csd_tf.training.recipe import compile_detector
 
@@ -174,3 +176,32 @@ def _batchnorms(layer):
     wrapped = [layer.layer] if hasattr(layer, "layer") else []  # TimeDistributed and the like
     for sub in [*getattr(layer, "layers", []), *wrapped]:
         yield from _batchnorms(sub)
+
+
+def test_model_options_are_declared_once_with_their_type_and_range():
+    """Each entry declares its builder options (`registry.Option`); a value is checked against
+    the declaration and an error names the range or the detector's options."""
+    md_csd = registry.get_entry("md_csd")
+    assert list(md_csd.options) == [
+        "transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model"
+    ]  # fmt: skip
+    assert md_csd.options["middle_blocks"].parse("0") == 0
+    assert md_csd.options["spectrum_in_model"].parse("true") is True
+    assert md_csd.check_options({"bn_momentum": 0.9, "head": "pooled"}) == {
+        "bn_momentum": 0.9, "head": "pooled"
+    }  # fmt: skip
+    with pytest.raises(UserError, match=r"middle_blocks=9: expected an integer from 0 to 8"):
+        md_csd.check_options({"middle_blocks": 9})
+    with pytest.raises(UserError, match=r"transform='x': expected one of dct, fft, dwt"):
+        md_csd.check_options({"transform": "x"})
+    with pytest.raises(UserError, match=r"bn_momentum=1.0: expected a number in \[0.0, 1.0\)"):
+        md_csd.check_options({"bn_momentum": 1.0})
+    with pytest.raises(UserError, match=r"has no model option depth; its options: transform, "):
+        md_csd.check_options({"depth": 3})
+    # Every detector takes the common bn_momentum (set on its BatchNorm layers after building).
+    assert list(registry.get_entry("xception").accepted()) == ["bn_momentum"]
+    clip = registry.get_entry("dual_level").options["clip_frames"]
+    with pytest.raises(UserError, match=r"clip_frames=1: expected an integer >= 2"):
+        clip.parse("1")
+    with pytest.raises(TypeError, match="registry.Option"):
+        registry.register("x", None, None, "", options=("depth",))

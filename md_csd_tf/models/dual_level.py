@@ -31,7 +31,7 @@ import keras
 import tensorflow as tf
 
 from md_csd_tf.losses import AUCLoss
-from md_csd_tf.models.registry import Recipe, register
+from md_csd_tf.models.registry import Option, Recipe, register
 
 PAPER = (
     "Pu et al., Learning a deep dual-level network for robust DeepFake detection, Pattern "
@@ -275,5 +275,5 @@ register(
     build,
     RECIPE,
     "ResNet-50 per frame + 3-layer GRU, frame and video heads, AUC loss (reads clips of T frames)",
-    options=("clip_frames",),
+    options=(Option("clip_frames", int, 8, (2, None), "frames per clip, T (the recipe's 8)"),),
 )

@@ -260,11 +260,23 @@ def feature_model(model: MDCSDNetwork) -> keras.Model:
 
 # -- registry entries: MD-CSD and its Table V variants --------------------------------------------
 
-from md_csd_tf.models.registry import Recipe, register  # noqa: E402
+from md_csd_tf.models.registry import Option, Recipe, register  # noqa: E402
 from md_csd_tf.paper import OURS  # noqa: E402
 
 _PAPER = "Agarwal et al., MD-CSDNetwork, FG 2021: Sec. II.B-C, Table V"
-_OPTIONS = ("transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model")
+_OPTIONS = (
+    Option("transform", str, "dct", tuple(TRANSFORMS), "the frequency transform (Table VI)"),
+    Option("middle_blocks", int, 8, (0, 8), "Xception middle-flow blocks (the paper's 8)"),
+    Option(
+        "head", str, "fc", HEADS,
+        "fc (the paper's 'last fully connected layers are concatenated') or pooled",
+    ),
+    Option("bn_momentum", float, 0.99, (0.0, 1.0), "BatchNorm momentum", high_open=True),
+    Option(
+        "spectrum_in_model", bool, False, None,
+        "compute the frequency input inside the model (GPU/TPU) instead of in tf.data",
+    ),
+)  # fmt: skip
 
 
 def _register_variant(variant: str, parameters: int, summary: str) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 from collections.abc import Callable, Mapping
 
 from md_csd_tf.errors import UserError
@@ -57,6 +58,29 @@ class Stage:
 
 
 @dataclasses.dataclass(frozen=True)
+class StepDecay:
+    """A learning-rate schedule as data: the rate times `factor` every `every_steps` optimizer
+    steps (iterations, not epochs), never below `floor` (0: no floor).
+
+    MesoNet's (Afchar et al., Sec. 3): 1e-3 divided by 10 every 1000 iterations down to 1e-6,
+    `StepDecay(1000, 0.1, 1e-6)`. The trainer turns it into a Keras schedule
+    (`training.recipe.learning_rate_schedule`); a plateau cut cannot be combined with it.
+    """
+
+    every_steps: int
+    factor: float
+    floor: float = 0.0
+
+    def __post_init__(self):
+        if self.every_steps < 1 or not 0.0 < self.factor < 1.0 or self.floor < 0.0:
+            raise ValueError(f"{self}: expected every_steps >= 1, 0 < factor < 1, floor >= 0")
+
+    def rate(self, initial: float, step: int) -> float:
+        """The rate at optimizer step `step` (0-based) when it starts at `initial`."""
+        return max(initial * self.factor ** (step // self.every_steps), self.floor)
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     """How a detector is trained and scored, as its publication gives it.
 
@@ -74,6 +98,8 @@ class Recipe:
         epochs: total epochs; with `stages`, their sum.
         stages: the schedule, when not one stage of `epochs` on every layer.
         plateau: (factor, patience) of the learning-rate cut on a val-loss plateau, or None.
+        lr_schedule: a `StepDecay` of the learning rate over optimizer steps, or None (the
+            rate stays, but for `plateau` cuts).
         video_aggregate: how frame scores become a video score: "mean" or "vote".
         clip_frames: T, for detectors that read clips of T consecutive crops of one video
             (`dual_level`): the trainer feeds `md_csd_tf.data.clips` batches, evaluation and
@@ -100,6 +126,7 @@ class Recipe:
     epochs: int = 20
     stages: tuple[Stage, ...] = ()
     plateau: tuple[float, int] | None = None
+    lr_schedule: StepDecay | None = None
     video_aggregate: str = "mean"
     clip_frames: int | None = None  # read by the trainer, evaluation, predict and export
     ensemble: int = 1
@@ -129,16 +156,123 @@ class Recipe:
         return tuple(stages)
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """A builder option of a detector, declared once beside its `register(...)` line: the
+    trainer's `model_options`, `md-csd train --model-option NAME=VALUE` and the listing read it.
+
+    Attributes:
+        name: the builder's keyword argument.
+        type: bool, int, float or str; a command-line value is parsed with it.
+        default: the builder's default (documentation; the builder applies it).
+        allowed: for int/float, a `(low, high)` range (a bound may be None: open); for str,
+            the tuple of choices; None: any value of `type`.
+        help: one line for `--help` and error messages.
+        high_open: the range excludes `high` (BatchNorm momentum: [0, 1)).
+    """
+
+    name: str
+    type: type
+    default: object = None
+    allowed: tuple | None = None
+    help: str = ""
+    high_open: bool = False
+
+    def describe(self) -> str:
+        """What the option accepts: "an integer from 0 to 8", "one of dct, fft, dwt", ..."""
+        if self.type is bool:
+            return "true or false"
+        if self.type is str:
+            return f"one of {', '.join(self.allowed)}" if self.allowed else "a string"
+        low, high = self.allowed or (None, None)
+        kind = "an integer" if self.type is int else "a number"
+        if self.type is float:  # interval notation, as `commands/_options.float_range` writes
+            right = ")" if self.high_open or high is None else "]"
+            return f"{kind} in [{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        if low is not None and high is not None:
+            return f"{kind} from {low} to {high}"
+        return f"{kind} >= {low}" if low is not None else f"{kind} <= {high}"
+
+    def parse(self, text: str):
+        """`text` (a command-line value) as `type`, checked; `UserError` naming the range."""
+        try:
+            if self.type is bool:
+                if text.strip().lower() not in (*_TRUE, *_FALSE):
+                    raise ValueError(text)
+                value = text.strip().lower() in _TRUE
+            else:
+                value = self.type(text)
+        except ValueError:
+            raise UserError(f"model option {self.name}={text}: expected {self.describe()}") from None
+        return self.check(value)
+
+    def check(self, value):
+        """`value` if this option accepts it (an int is taken for a float); `UserError` with
+        the accepted range or choices otherwise."""
+        ok = isinstance(value, self.type) and not (self.type is int and isinstance(value, bool))
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if ok and self.type is float:
+            ok = math.isfinite(value)
+        if ok and self.allowed is not None:
+            if self.type is str:
+                ok = value in self.allowed
+            elif self.type is not bool:
+                low, high = self.allowed
+                ok = (low is None or value >= low) and (
+                    high is None or (value < high if self.high_open else value <= high)
+                )
+        if not ok:
+            raise UserError(f"model option {self.name}={value!r}: expected {self.describe()}")
+        return value
+
+
+#: Options every detector takes: a builder without its own `bn_momentum` gets it set on every
+#: BatchNorm layer of the built model (`set_batchnorm_momentum`).
+COMMON_OPTIONS = (
+    Option(
+        "bn_momentum", float, None, (0.0, 1.0),
+        "BatchNorm momentum (short runs from scratch need 0.9; Keras' default is 0.99)",
+        high_open=True,
+    ),
+)  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """A registered detector."""
+    """A registered detector.
+
+    `options` maps each builder option's name to its `Option` (what its builder takes besides
+    image_size, weights and crop_size); `"middle_blocks" in entry.options` asks whether the
+    builder has one. `accepted()` adds the `COMMON_OPTIONS` every detector takes."""
 
     name: str
     build: Callable
     recipe: Recipe
     summary: str
     weights: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    options: tuple[str, ...] = ()
+    options: Mapping[str, Option] = dataclasses.field(default_factory=dict)
+
+    def accepted(self) -> dict[str, Option]:
+        """Every model option this detector takes: its builder's, then the common ones."""
+        common = {o.name: o for o in COMMON_OPTIONS if o.name not in self.options}
+        return {**self.options, **common}
+
+    def check_options(self, options: Mapping) -> dict:
+        """`options` checked against this detector's: a one-line `UserError` naming the
+        detector's options for an unknown name, or the accepted range for a bad value."""
+        accepted = self.accepted()
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise UserError(
+                f"{self.name} has no model option {', '.join(unknown)}; its options: "
+                f"{', '.join(accepted)}"
+            )
+        return {name: accepted[name].check(value) for name, value in options.items()}
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -150,15 +284,18 @@ def register(
     recipe: Recipe,
     summary: str,
     weights: Mapping | None = None,
-    options: tuple[str, ...] = (),
+    options: tuple[Option, ...] = (),
 ) -> Entry:
     """Adds a detector: `build(**options)` returns a model honouring the contract above;
-    `weights` names published weight files (name -> package resource path); `options` names
-    the builder options the trainer may pass from its settings (beyond image_size, weights and
-    crop_size, which every builder takes)."""
+    `weights` names published weight files (name -> package resource path); `options` declares
+    the builder options the trainer may pass from `TrainConfig.model_options` (beyond
+    image_size, weights and crop_size, which every builder takes), each once, as an `Option`."""
     if name in _REGISTRY:
         raise ValueError(f"detector {name!r} is registered twice")
-    entry = Entry(name, build, recipe, summary, dict(weights or {}), tuple(options))
+    if any(not isinstance(o, Option) for o in options):
+        raise TypeError(f"{name}: declare each option as registry.Option(name, type, ...)")
+    declared = {o.name: o for o in options}
+    entry = Entry(name, build, recipe, summary, dict(weights or {}), declared)
     _REGISTRY[name] = entry
     return entry
 
