@@ -85,8 +85,8 @@ class MeanPixelClip:
     def __call__(self, inputs, training=False):
         return tf.reduce_mean(inputs["rgb"], axis=[1, 2, 3, 4])[:, None] / 255.0
 
-    def predict(self, dataset, verbose=0):
-        return np.concatenate([self(x).numpy() for x, _ in dataset])
+    def predict(self, dataset, verbose=0):  # batches of (inputs, labels) or (inputs,)
+        return np.concatenate([self(x).numpy() for x, *_ in dataset])
 
 
 def test_a_video_is_scored_over_every_clip_and_each_frame_gets_its_clips_mean():
@@ -95,6 +95,7 @@ def test_a_video_is_scored_over_every_clip_and_each_frame_gets_its_clips_mean():
     crops = np.stack([np.full((SIZE, SIZE, 3), 10 * (i + 1), np.uint8) for i in range(5)])
     detector = Detector.__new__(Detector)  # the scoring path only: no face cropper needed
     detector.model, detector.image_size, detector.batch_size = MeanPixelClip(), SIZE, 2
+    detector.pipeline = PipelineConfig.for_model(detector.model, batch_size=2)
     scores = detector.predict_clip_crops(crops)
     clip = {(a, b): (10 * (a + 1) + 10 * (b + 1)) / 2 / 255 for a, b in [(0, 1), (2, 3), (3, 4)]}
     expected = [clip[0, 1], clip[0, 1], clip[2, 3], (clip[2, 3] + clip[3, 4]) / 2, clip[3, 4]]

@@ -12,6 +12,11 @@ Clips are cut per video from its frames in `frame_index` order: consecutive runs
 frame, so every video is scored. Training draws clips 50/50 from real and fake videos when both
 are present, shuffled over all videos; evaluation keeps every clip of every video, in order, and
 `clip_table` says which video each clip belongs to.
+
+Scoring has one rule, `score_clips`, for evaluation (`predict_clip_frames`, crops from the
+manifest) and predict (`predict_video_clips`, one video's crops in memory): every clip of a video
+is scored (disjoint runs of T plus one ending at the last frame) and each frame gets the mean
+score of the clips holding it, so a video's mean over frames is its clips' score.
 """
 
 from __future__ import annotations
@@ -21,7 +26,14 @@ import pandas as pd
 import tensorflow as tf
 
 from md_csd_tf.data.inputs import crops_to_inputs
-from md_csd_tf.data.pipeline import AUTOTUNE, PipelineConfig, augment, decode_crop
+from md_csd_tf.data.pipeline import (
+    AUTOTUNE,
+    PipelineConfig,
+    augment,
+    decode_crop,
+    make_dataset,
+    steps_per_epoch,
+)
 
 #: Columns that together name one video in a manifest (those present are used).
 VIDEO_KEYS = ("dataset", "split", "method", "compression", "video_id")
@@ -54,24 +66,29 @@ def clip_rows(frames: pd.DataFrame, clip_frames: int, stride: int | None = None,
     """
     if clip_frames < 1:
         raise ValueError(f"clip_frames must be at least 1, got {clip_frames}")
-    stride = stride or clip_frames
     keys = [c for c in VIDEO_KEYS if c in frames.columns]
     table = frames.reset_index(drop=True).assign(_row=np.arange(len(frames)))
     ordered = table.sort_values([*keys, "frame_index"], kind="stable")
     rows, owners, videos = [], [], []
     for number, (key, video) in enumerate(ordered.groupby(keys, sort=False)):
-        positions = video["_row"].to_numpy()
-        if len(positions) < clip_frames:  # pad by the last frame: every video gets a score
-            positions = np.concatenate(
-                [positions, np.repeat(positions[-1:], clip_frames - len(positions))]
-            )
-        for begin in clip_starts(len(positions), clip_frames, stride, cover):
-            rows.append(positions[begin : begin + clip_frames])
-            owners.append(number)
+        clips = _video_clips(video["_row"].to_numpy(), clip_frames, stride, cover)
+        rows.extend(clips)
+        owners.extend([number] * len(clips))
         names = key if isinstance(key, tuple) else (key,)
         label = int(video["label"].max())  # a video is fake if any frame is
         videos.append({**dict(zip(keys, names, strict=True)), "label": label})
     return np.stack(rows), np.asarray(owners, np.int64), pd.DataFrame(videos)
+
+
+def _video_clips(positions: np.ndarray, clip_frames: int, stride: int | None = None,
+                 cover: bool = False) -> list[np.ndarray]:  # fmt: skip
+    """The clips of one video whose frames are `positions`, in order (see `clip_rows`)."""
+    if len(positions) < clip_frames:  # pad by the last frame: every video gets a score
+        positions = np.concatenate(
+            [positions, np.repeat(positions[-1:], clip_frames - len(positions))]
+        )
+    starts = clip_starts(len(positions), clip_frames, stride, cover)
+    return [positions[begin : begin + clip_frames] for begin in starts]
 
 
 def clip_table(frames: pd.DataFrame, clip_frames: int, stride: int | None = None,
@@ -138,8 +155,7 @@ def make_clip_dataset(
                     for t in range(clip_frames)
                 ]
             )
-            inputs = crops_to_inputs(crops, config.transform, config.branches)
-            return inputs, {"video": video_label, "frame": frame_label}
+            return _inputs(crops, config), {"video": video_label, "frame": frame_label}
 
     else:
         dataset = _clips_dataset(paths, frame_labels, video_labels)
@@ -148,11 +164,30 @@ def make_clip_dataset(
             crops = tf.stack(
                 [decode_crop(clip_paths[t], config.image_size) for t in range(clip_frames)]
             )
-            inputs = crops_to_inputs(crops, config.transform, config.branches)
-            return inputs, {"video": video_label, "frame": frame_label}
+            return _inputs(crops, config), {"video": video_label, "frame": frame_label}
 
     dataset = dataset.map(load, num_parallel_calls=AUTOTUNE, deterministic=not training)
     return dataset.batch(config.batch_size, drop_remainder=training).prefetch(AUTOTUNE)
+
+
+def make_model_dataset(frames: pd.DataFrame, config: PipelineConfig, training: bool):
+    """Batches for `fit` / `predict` of the model `config` was made for
+    (`PipelineConfig.for_model`): clips of T crops when it reads clips (`make_clip_dataset`),
+    else single crops (`pipeline.make_dataset`)."""
+    if config.clip_frames:
+        return make_clip_dataset(frames, config, config.clip_frames, training)
+    return make_dataset(frames, config, training)
+
+
+def model_steps_per_epoch(frames: pd.DataFrame, config: PipelineConfig) -> int:
+    """Batches in one training epoch of `make_model_dataset(frames, config, True)`."""
+    if config.clip_frames:
+        return clip_steps_per_epoch(frames, config, config.clip_frames)
+    return steps_per_epoch(frames, config)
+
+
+def _inputs(crops: tf.Tensor, config: PipelineConfig) -> dict[str, tf.Tensor]:
+    return crops_to_inputs(crops, config.transform, config.branches, None, config.spectrum_in_model)
 
 
 def clip_steps_per_epoch(frames: pd.DataFrame, config: PipelineConfig, clip_frames: int) -> int:
@@ -163,23 +198,57 @@ def clip_steps_per_epoch(frames: pd.DataFrame, config: PipelineConfig, clip_fram
     return max(1, n // config.batch_size)
 
 
-def predict_clip_frames(model, frames: pd.DataFrame, batch_size: int = 32, verbose: int = 1):
-    """`frames` with a `prob` column from a clip detector: every clip of every video scored
-    (disjoint runs of T, plus one ending at the last frame), and each frame given the mean
-    probability of the clips holding it; a video's mean over frames is then its clips' score."""
-    config = PipelineConfig(
-        image_size=model.image_size,
-        transform=model.transform,
-        branches=tuple(model.branches),
-        batch_size=batch_size,
-    )
-    rows, _, _ = clip_rows(frames, model.clip_frames, cover=True)
-    dataset = make_clip_dataset(frames, config, model.clip_frames, training=False)
-    probs = np.asarray(model.predict(dataset, verbose=verbose), np.float64).reshape(-1)
-    totals = np.zeros(len(frames))
-    counts = np.zeros(len(frames))
+def score_clips(model, clips: tf.data.Dataset, rows: np.ndarray, length: int,
+                verbose: int = 0) -> np.ndarray:  # fmt: skip
+    """The clip scorer: each of `length` frames' mean score over the clips holding it.
+
+    Args:
+        model: a clip detector; `model.predict(clips)` gives one probability per clip.
+        clips: batches of clip inputs, the clips in `rows` order.
+        rows: `(N, T)` positions of each clip's frames (`clip_rows`, `_video_clips`).
+        length: number of frames; every one must be in some clip (`cover=True`).
+
+    Returns:
+        float64 array `(length,)`.
+    """
+    probs = np.asarray(model.predict(clips, verbose=verbose), np.float64).reshape(-1)
+    totals = np.zeros(length)
+    counts = np.zeros(length)
     np.add.at(totals, rows, probs[:, None])
     np.add.at(counts, rows, 1.0)
+    return totals / counts
+
+
+def predict_clip_frames(model, frames: pd.DataFrame, batch_size: int = 32, verbose: int = 1):
+    """`frames` with a `prob` column from a clip detector (`score_clips` over every video's
+    clips, crops read from the manifest)."""
+    config = PipelineConfig.for_model(model, batch_size=batch_size)
+    rows, _, _ = clip_rows(frames, config.clip_frames, cover=True)
+    dataset = make_clip_dataset(frames, config, config.clip_frames, training=False)
     scored = frames.copy()
-    scored["prob"] = totals / counts
+    scored["prob"] = score_clips(model, dataset, rows, len(frames), verbose)
     return scored
+
+
+def predict_video_clips(model, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """A clip detector's frame scores of one video (`score_clips`), crops in memory.
+
+    Args:
+        model: a clip detector.
+        crops: `(N, size, size, 3)` uint8 consecutive face crops of one video at the model's
+            side (`inputs.fit_crops`); fewer than T are padded with the last.
+        batch_size: clips per model call.
+
+    Returns:
+        float64 array `(N,)`; their mean is the video's score at `aggregate="mean"`.
+    """
+    if len(crops) == 0:
+        return np.zeros(0)
+    config = PipelineConfig.for_model(model, batch_size=batch_size)
+    rows = np.stack(_video_clips(np.arange(len(crops)), config.clip_frames, cover=True))
+    clips = (
+        tf.data.Dataset.from_tensor_slices(np.asarray(crops)[rows])
+        .batch(batch_size)
+        .map(lambda batch: (_inputs(batch, config),))  # (x,): Keras' predict needs no labels
+    )
+    return score_clips(model, clips, rows, len(crops))

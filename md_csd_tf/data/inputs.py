@@ -69,6 +69,7 @@ def crops_to_inputs(
             transform,
             branches,
             image_size,
+            spectrum_in_model,
         )
         shaped = {}
         for key, value in flat.items():

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from md_csd_tf.data.inputs import crops_to_inputs, resize_crop
+from md_csd_tf.data.inputs import crops_to_inputs, resize_crop, spectrum_in_model
 from md_csd_tf.frequency import get_transform
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -44,6 +44,11 @@ class PipelineConfig:
         pair_augment: pseudo-fake pairs are degraded alike (`data.blend.degrade_pair`).
         shuffle_labels: a control experiment: each pseudo-fake pair's two labels are swapped
             with probability 1/2, so the labels carry nothing a detector could learn.
+        clip_frames: T for a clip detector (`model.clip_frames`): batches are clips of T
+            consecutive crops of one video (`data.clips`); None: single crops.
+
+    Build it from a model with `PipelineConfig.for_model`: the model dictates the fields above
+    `batch_size` and `clip_frames`, the caller the rest.
     """
 
     image_size: int = 299
@@ -59,6 +64,27 @@ class PipelineConfig:
     seed: int = 0
     pair_augment: bool = False
     shuffle_labels: bool = False
+    clip_frames: int | None = None
+
+    @classmethod
+    def for_model(cls, model, **overrides) -> PipelineConfig:
+        """The pipeline of `model`'s inputs: its side, transform, branches, whether it computes
+        its spectrum itself and its clip length, with `overrides` (batch size, augmentation,
+        seed) on top.
+
+        The one place that reads these facts off a model, so training, evaluation, predict and
+        export cannot disagree on them (two hand-built configs once dropped
+        `spectrum_in_model`).
+        """
+        facts = dict(
+            image_size=int(model.image_size),
+            # transform / clip_frames: not every detector declares them yet.
+            transform=getattr(model, "transform", cls.transform),
+            branches=tuple(model.branches),
+            spectrum_in_model=spectrum_in_model(model),
+            clip_frames=getattr(model, "clip_frames", None) or None,
+        )
+        return cls(**{**facts, **overrides})
 
 
 def decode_crop(path: tf.Tensor, image_size: int) -> tf.Tensor:

@@ -18,15 +18,10 @@ def predict_frames(
 ) -> pd.DataFrame:
     """`frames` with a `prob` column: the model's fake probability for every crop, in order
     (a clip detector's: the mean over the clips holding the crop, `predict_clip_frames`)."""
-    if getattr(model, "clip_frames", None):
+    config = PipelineConfig.for_model(model, batch_size=batch_size)
+    if config.clip_frames:
         scored = predict_clip_frames(model, frames, batch_size, verbose)
     else:
-        config = PipelineConfig(
-            image_size=model.image_size,
-            transform=model.transform,
-            branches=tuple(model.branches),
-            batch_size=batch_size,
-        )
         probs = model.predict(make_dataset(frames, config, training=False), verbose=verbose)
         scored = frames.copy()
         scored["prob"] = np.asarray(probs, dtype=np.float64).reshape(-1)

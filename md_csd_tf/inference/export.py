@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from md_csd_tf.data.inputs import model_inputs
+from md_csd_tf.data.pipeline import PipelineConfig
 
 SIGNATURE = "serving_default"
 
@@ -38,7 +39,7 @@ def export_saved_model(model, out_dir: str | os.PathLike) -> Path:
     """
     out_dir = Path(out_dir)
     # A clip detector (`clip_frames` T) serves clips (N, T, H, W, 3); others single crops.
-    clip_frames = getattr(model, "clip_frames", None)
+    clip_frames = PipelineConfig.for_model(model).clip_frames
     crops_shape = (None, *((clip_frames,) if clip_frames else ()), None, None, 3)
 
     def serve(crops):
