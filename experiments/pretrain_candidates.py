@@ -49,9 +49,9 @@ def main(argv=None) -> int:
     import pandas as pd
 
     from md_csd_tf.configs.pretrain_sbi import get_config
+    from md_csd_tf.evaluation.results_table import markdown_table
     from md_csd_tf.files import atomic_write_text
     from md_csd_tf.pretraining import pretrain, real_mean
-    from md_csd_tf.evaluation.results_table import markdown_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="output folder (default pretrain_run/)")

@@ -21,7 +21,7 @@ _LAZY = {
     "VARIANTS": "md_csd_tf.models.md_csd",
     "load_model": "md_csd_tf.models.saving",
     "compile_model": "md_csd_tf.training.recipe",
-    "GroupedAdam": "md_csd_tf.training.grouped_adam",
+    "GroupedAdam": "md_csd_tf.optimizers",
     "ReduceBothLROnPlateau": "md_csd_tf.training.callbacks",
     "frequency": "md_csd_tf.frequency",
 }

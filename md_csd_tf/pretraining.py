@@ -139,8 +139,8 @@ def evaluate_run(model_path: Path, manifest: Path, out: Path, batch_size: int = 
     `out/test/<dataset>/` and returns the summary (also `out/summary.json` and `summary.md`)."""
     from md_csd_tf.data.manifest import read_manifest, select
     from md_csd_tf.errors import UserError
-    from md_csd_tf.models.saving import get_metadata, load_model
     from md_csd_tf.evaluation.evaluate import evaluate_model
+    from md_csd_tf.models.saving import get_metadata, load_model
 
     model = load_model(model_path, compile=False)
     threshold = float(get_metadata(model).get("threshold", 0.5))

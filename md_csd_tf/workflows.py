@@ -27,6 +27,14 @@ import pandas as pd
 
 from md_csd_tf.data.manifest import read_manifest, select
 from md_csd_tf.errors import UserError
+from md_csd_tf.evaluation.results_table import (
+    cross_dataset_rows,
+    ff_rows,
+    table_iii_rows,
+    table_v_rows,
+    table_vi_rows,
+    write_table,
+)
 from md_csd_tf.experiments import (
     DEMO,
     EXPERIMENTS,
@@ -41,14 +49,6 @@ from md_csd_tf.experiments import (
 from md_csd_tf.files import atomic_write_json, atomic_write_text
 from md_csd_tf.names import COMPRESSIONS, FFPP_METHODS
 from md_csd_tf.paper import TABLES
-from md_csd_tf.evaluation.results_table import (
-    cross_dataset_rows,
-    ff_rows,
-    table_iii_rows,
-    table_v_rows,
-    table_vi_rows,
-    write_table,
-)
 
 STAND_IN = "Demo on stand-in data (not FF++; the paper column is real FF++): "
 CROSS_MODEL_NOTE = (
@@ -83,8 +83,8 @@ def evaluate_on(
     verbose: int = 1,
 ) -> dict:
     """Metrics of a saved model on `frames`, written to `out_dir` (reused when fresh)."""
-    from md_csd_tf.models.saving import load_model
     from md_csd_tf.evaluation.evaluate import evaluate_model
+    from md_csd_tf.models.saving import load_model
 
     metrics = out_dir / "metrics.json"
     if _fresh(metrics, Path(model_path)):

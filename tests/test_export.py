@@ -61,8 +61,8 @@ def test_one_crop_to_input_path_for_every_size(exported, tmp_path):
     import pandas as pd
 
     from md_csd_tf.data.manifest import read_manifest
-    from md_csd_tf.inference.detector import Detector
     from md_csd_tf.evaluation.evaluate import predict_frames
+    from md_csd_tf.inference.detector import Detector
 
     detector = Detector.load(exported["model"], batch_size=4)
     face = cv2.resize(exported["crops"][0], (480, 480), interpolation=cv2.INTER_CUBIC)

@@ -11,10 +11,10 @@ from inference_fixtures import make_bad_models, make_media, make_model, render_f
 
 from md_csd_tf import cli
 from md_csd_tf.errors import UserError
+from md_csd_tf.evaluation.metrics import aggregate_videos, video_score
 from md_csd_tf.inference.batch import collect_inputs, score_inputs
 from md_csd_tf.inference.detector import Detector, InputError
 from md_csd_tf.prep import synthetic
-from md_csd_tf.evaluation.metrics import aggregate_videos, video_score
 
 
 @pytest.fixture(scope="module")

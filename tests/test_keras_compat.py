@@ -7,7 +7,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from md_csd_tf.training import keras_compat
+from md_csd_tf import keras_compat
 from md_csd_tf.training.strategy import is_chief, make_strategy
 
 

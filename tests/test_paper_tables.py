@@ -7,7 +7,6 @@ import math
 
 import pytest
 
-from md_csd_tf.paper import OURS, TABLES, paper_table, paper_value
 from md_csd_tf.evaluation.results_table import (
     cross_dataset_rows,
     ff_rows,
@@ -15,6 +14,7 @@ from md_csd_tf.evaluation.results_table import (
     table_vi_rows,
     write_table,
 )
+from md_csd_tf.paper import OURS, TABLES, paper_table, paper_value
 
 
 @pytest.mark.parametrize(

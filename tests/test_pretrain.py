@@ -14,9 +14,9 @@ from inference_fixtures import make_media, make_model, render_face_video
 
 from md_csd_tf import cli
 from md_csd_tf.data import blend
+from md_csd_tf.evaluation.metrics import calibrate_threshold
 from md_csd_tf.inference.detector import Detector
 from md_csd_tf.models.saving import get_metadata, load_model, read_metadata, write_metadata
-from md_csd_tf.evaluation.metrics import calibrate_threshold
 
 
 def test_calibrated_thresholds_follow_their_rules():

@@ -17,8 +17,8 @@ import md_csd_tf
 from md_csd_tf import load_model
 from md_csd_tf.data.manifest import read_manifest, select
 from md_csd_tf.errors import UserError
-from md_csd_tf.files import OutputLock
 from md_csd_tf.evaluation.evaluate import predict_frames
+from md_csd_tf.files import OutputLock
 from md_csd_tf.training.trainer import train
 
 pytestmark = pytest.mark.slow

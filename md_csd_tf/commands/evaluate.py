@@ -43,9 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from md_csd_tf.data.manifest import check_crops_exist, read_manifest, select
     from md_csd_tf.errors import UserError
+    from md_csd_tf.evaluation.evaluate import evaluate_model
     from md_csd_tf.files import check_writable
     from md_csd_tf.inference.detector import Detector
-    from md_csd_tf.evaluation.evaluate import evaluate_model
 
     if not args.model and not (args.detector and args.weights):
         raise UserError("pass --model RUN/best.keras, or --detector NAME --weights WEIGHTS")

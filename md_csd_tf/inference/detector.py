@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from md_csd_tf.data.inputs import crops_to_inputs, fit_crops, spectrum_in_model
 from md_csd_tf.errors import UserError
+from md_csd_tf.evaluation.metrics import AGGREGATES, video_score
 from md_csd_tf.inference.crops import (  # noqa: F401 - IMAGE_/VIDEO_EXTENSIONS, input_kind:
     DEFAULT_FRAMES,  # re-exported, their home was here
     IMAGE_EXTENSIONS,
@@ -42,7 +43,6 @@ from md_csd_tf.inference.crops import (  # noqa: F401 - IMAGE_/VIDEO_EXTENSIONS,
 )
 from md_csd_tf.models.saving import get_metadata
 from md_csd_tf.prep.faces import Box, FaceCropper
-from md_csd_tf.evaluation.metrics import AGGREGATES, video_score
 
 
 @dataclasses.dataclass

@@ -20,15 +20,16 @@ import zipfile
 
 import keras
 
+# Importing registers every custom object a saved model refers to: layers and the optimizer
+# (`GroupedAdam`, saved with a compiled model) here, the vote ensemble, and (at load time,
+# `_load_all`) every detector's module. All of them live at or below `models/`; the training
+# callbacks are never saved in a model.
+from md_csd_tf import optimizers  # noqa: F401
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import atomic_write
-
-# Importing registers every custom object a saved model refers to: layers, optimizer and
-# callbacks here, the vote ensemble, and (at load time, `_load_all`) every detector's module.
 from md_csd_tf.layers import cross_stitch, standardization  # noqa: F401
 from md_csd_tf.models import ensemble  # noqa: F401
 from md_csd_tf.models.registry import _load_all
-from md_csd_tf.training import callbacks, grouped_adam  # noqa: F401
 
 
 def load_model(path, compile: bool = True) -> keras.Model:

@@ -7,7 +7,7 @@ import math
 import keras
 import numpy as np
 
-from md_csd_tf.training.grouped_adam import unwrap_optimizer
+from md_csd_tf.optimizers import unwrap_optimizer
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")

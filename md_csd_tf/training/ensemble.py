@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 
 from md_csd_tf.data.manifest import MANIFEST_COLUMNS, read_manifest, select
+from md_csd_tf.evaluation.metrics import video_key
 from md_csd_tf.files import atomic_write, atomic_write_json, atomic_write_text
 from md_csd_tf.training import trainer
-from md_csd_tf.evaluation.metrics import video_key
 
 
 def _videos(frames: pd.DataFrame) -> pd.DataFrame:

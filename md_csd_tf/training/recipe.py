@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from md_csd_tf.losses import AUCLoss
-from md_csd_tf.training.grouped_adam import GroupedAdam
+from md_csd_tf.optimizers import GroupedAdam
 
 #: Losses a recipe (or `--loss`) may name, on P(fake) with label 1 = fake. "model": the model
 #: computes its own (`compute_loss`/`train_step`), e.g. a triplet term on embeddings.

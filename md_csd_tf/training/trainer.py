@@ -46,12 +46,12 @@ from md_csd_tf.data.pseudo_fakes import (
 )
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import OutputLock, atomic_write_json, check_writable
+from md_csd_tf.keras_compat import apply_multi_worker_fixes
 from md_csd_tf.models.registry import Stage, get_entry, set_batchnorm_momentum
 from md_csd_tf.models.saving import load_model, read_metadata, save_model, write_metadata
+from md_csd_tf.optimizers import unwrap_optimizer
 from md_csd_tf.prep.landmarks import read_landmarks
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
-from md_csd_tf.training.grouped_adam import unwrap_optimizer
-from md_csd_tf.training.keras_compat import apply_multi_worker_fixes
 from md_csd_tf.training.precision import policy_name
 from md_csd_tf.training.recipe import LOSSES, compile_detector
 from md_csd_tf.training.strategy import is_chief, make_strategy

@@ -103,7 +103,7 @@ def check_optimizer_internals() -> None:
     if missing:
         raise RuntimeError(
             f"Keras {keras.version()} has no Optimizer.{', '.join(missing)}; GroupedAdam "
-            "(md_csd_tf/training/grouped_adam.py) must be updated for this Keras version."
+            "(md_csd_tf/optimizers.py) must be updated for this Keras version."
         )
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from md_csd_tf import keras_compat
 from md_csd_tf.layers.cross_stitch import ALPHA_WEIGHT_NAME
-from md_csd_tf.training import keras_compat
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
