@@ -17,15 +17,15 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from md_csd_tf import workflows
     from md_csd_tf.commands.train import add_experiment_arguments, experiment_inputs
+    from md_csd_tf.workflows import tables
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", default="V", type=str.upper, choices=("V", "VI"))
     add_experiment_arguments(parser)
     args = parser.parse_args(argv)
     out, manifest, settings, prefix = experiment_inputs(args, fixed=("detector", "transform"))
-    outcome = workflows.ablation(args.table, manifest, out, settings, prefix)
+    outcome = tables.ablation(args.table, manifest, out, settings, prefix)
     print(Path(outcome["table"]).read_text())
     return 0
 

@@ -75,8 +75,8 @@ def train_rate(size, batch, middle_blocks, precision, in_model, seconds, xla=Tru
     from md_csd_tf import build_model
     from md_csd_tf.bench import forward_flops
     from md_csd_tf.data.inputs import crops_to_inputs
+    from md_csd_tf.training.compile import compile_detector
     from md_csd_tf.training.precision import policy_name
-    from md_csd_tf.training.recipe import compile_detector
 
     keras.mixed_precision.set_global_policy(policy_name(precision))
     try:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from md_csd_tf import workflows
     from md_csd_tf.commands.train import add_experiment_arguments, experiment_inputs
+    from md_csd_tf.workflows import tables
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     add_experiment_arguments(parser)
     args = parser.parse_args(argv)
     out, manifest, settings, prefix = experiment_inputs(args)
-    outcome = workflows.cross_dataset(
+    outcome = tables.cross_dataset(
         manifest,
         args.dataset,
         out,

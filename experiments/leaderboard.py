@@ -17,10 +17,10 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from md_csd_tf import workflows
     from md_csd_tf.commands.train import add_experiment_arguments, experiment_inputs
     from md_csd_tf.models.registry import list_detectors
     from md_csd_tf.names import COMPRESSIONS, FFPP_METHODS
+    from md_csd_tf.workflows import leaderboard
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_experiment_arguments(parser)
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown detector(s) {unknown}; choose from {known}")
     out, manifest, settings, prefix = experiment_inputs(args, fixed=("detector", "transform"))
-    path = workflows.leaderboard(
+    path = leaderboard.leaderboard(
         manifest, out, chosen, args.compression, args.manipulation, settings, prefix
     )
     print(Path(path).read_text())

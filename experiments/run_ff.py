@@ -16,9 +16,9 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from md_csd_tf import workflows
     from md_csd_tf.commands.train import add_experiment_arguments, experiment_inputs
     from md_csd_tf.names import COMPRESSIONS, FFPP_METHODS
+    from md_csd_tf.workflows import demo, tables
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_experiment_arguments(parser)
@@ -32,11 +32,11 @@ def main(argv=None) -> int:
         and (args.detector in (None, "md_csd"))
     ):
         # The demo itself: Table II's row plus the cross-dataset stand-ins and the shortcut check.
-        summary = workflows.demo(args.out or "demo_run", smoke=args.smoke, **_given(args))
-        print(workflows.format_summary(summary))
+        summary = demo.demo(args.out or "demo_run", smoke=args.smoke, **_given(args))
+        print(demo.format_summary(summary))
         return 0
     out, manifest, settings, prefix = experiment_inputs(args)
-    outcome = workflows.run_ff(
+    outcome = tables.run_ff(
         manifest,
         out,
         args.compression,

@@ -15,9 +15,9 @@ import sys
 
 
 def main(argv=None) -> int:
-    from md_csd_tf import workflows
     from md_csd_tf.commands.train import add_augment_arguments, add_model_arguments, given_settings
-    from md_csd_tf.experiments import EXPERIMENTS
+    from md_csd_tf.workflows import runs, tables
+    from md_csd_tf.workflows.paper_configs import EXPERIMENTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="the --out of the runs (default . or demo_run)")
@@ -34,11 +34,11 @@ def main(argv=None) -> int:
             print(experiment.doc)
         return 0
     given = given_settings(args)
-    _, settings = workflows.profile_settings(args.demo, args.smoke, given)
+    _, settings = runs.profile_settings(args.demo, args.smoke, given)
     # Where the scripts put runs made without --data: demo_run/, demo_run/smoke/.
     out = args.out or ("demo_run/smoke" if args.smoke else "demo_run" if args.demo else ".")
-    prefix = workflows.STAND_IN if args.demo or args.smoke else ""
-    path = workflows.assemble_tables(out, settings, prefix)
+    prefix = tables.STAND_IN if args.demo or args.smoke else ""
+    path = tables.assemble_tables(out, settings, prefix)
     print(path.read_text())
     return 0
 

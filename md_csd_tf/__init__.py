@@ -20,7 +20,7 @@ _LAZY = {
     "feature_model": "md_csd_tf.models.md_csd",
     "VARIANTS": "md_csd_tf.models.md_csd",
     "load_model": "md_csd_tf.models.saving",
-    "compile_model": "md_csd_tf.training.recipe",
+    "compile_model": "md_csd_tf.training.compile",
     "GroupedAdam": "md_csd_tf.optimizers",
     "ReduceBothLROnPlateau": "md_csd_tf.training.callbacks",
     "frequency": "md_csd_tf.frequency",

@@ -1,4 +1,4 @@
-"""Losses a recipe or `--loss` can name beyond Keras' own (see `training/recipe.py`'s `LOSSES`).
+"""Losses a recipe or `--loss` can name beyond Keras' own (see `training/compile.py`'s `LOSSES`).
 
 `AUCLoss` is the class-imbalance loss of Pu et al., "Learning a deep dual-level network for robust
 DeepFake detection", Pattern Recognition 2022 (Sec. 3, its AUC loss): a convex mix of binary cross-entropy and

@@ -255,7 +255,7 @@ def test_fakes_flag_changes_the_run_folder_but_dataset_keeps_the_papers():
     import argparse
 
     from md_csd_tf.commands.train import given_settings
-    from md_csd_tf.experiments import SMOKE, Run
+    from md_csd_tf.workflows.paper_configs import SMOKE, Run
 
     assert "fakes" not in given_settings(argparse.Namespace(fakes="dataset"))
     settings = {**SMOKE.settings, **given_settings(argparse.Namespace(fakes="sbi"))}
@@ -286,7 +286,7 @@ def sbi_trained_meso4(reals: np.ndarray, folder: Path, seed: int, shuffle_labels
     stream's cost (~2 s), not the model's, would otherwise dominate the test."""
 
     from md_csd_tf.models.registry import build_detector, recipe_of
-    from md_csd_tf.training.recipe import compile_detector
+    from md_csd_tf.training.compile import compile_detector
 
     rows = []
     for i, crop in enumerate(reals):

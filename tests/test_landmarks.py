@@ -164,8 +164,8 @@ def _no_work(*args, **kwargs):
 
 @pytest.mark.parametrize("source", ["dlib", "mediapipe"])
 def test_missing_model_is_reported_before_any_work(tmp_path, monkeypatch, source):
-    from md_csd_tf import workflows
     from md_csd_tf.prep import extract, synthetic
+    from md_csd_tf.workflows.demo import prepare_demo_data
 
     if source == "dlib":
 
@@ -179,7 +179,7 @@ def test_missing_model_is_reported_before_any_work(tmp_path, monkeypatch, source
     monkeypatch.setattr(extract, "scan_dataset", _no_work)
     # `md-csd demo --fakes sbi`: before the stand-in videos are rendered.
     with pytest.raises(UserError, match="dlib's 68-point|MediaPipe landmark model missing"):
-        workflows.prepare_demo_data(str(tmp_path / "demo"), 71, landmarks=True,
+        prepare_demo_data(str(tmp_path / "demo"), 71, landmarks=True,
                                     landmark_source=source)  # fmt: skip
     # `md-csd prepare --landmarks SOURCE`: before the dataset is even listed.
     config = extract.ExtractConfig(

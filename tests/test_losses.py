@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from md_csd_tf.losses import AUCLoss
-from md_csd_tf.training.recipe import LOSSES
+from md_csd_tf.training.compile import LOSSES
 
 
 def hand_auc_loss(labels, scores, alpha=0.5, gamma=0.15, p=2):

@@ -84,7 +84,7 @@ def test_threshold_round_trips_and_reaches_the_verdict(media, tmp_path, capsys):
 
 def test_selection_by_auc_keeps_the_best_auc_epoch(tmp_path):
     from md_csd_tf.models.registry import build_detector
-    from md_csd_tf.training.recipe import compile_detector
+    from md_csd_tf.training.compile import compile_detector
     from md_csd_tf.training.trainer import RunCheckpoint
 
     model = compile_detector(build_detector("meso4", image_size=32), "bce", 1e-3)

@@ -10,7 +10,7 @@ from md_csd_tf.data.inputs import model_inputs
 from md_csd_tf.errors import UserError
 from md_csd_tf.models import registry
 from md_csd_tf.models.registry import get_entry, list_detectors, recipe_of
-from md_csd_tf.training.recipe import compile_detector
+from md_csd_tf.training.compile import compile_detector
 
 SIZE = 71  # the smallest input every backbone takes (Xception's minimum)
 

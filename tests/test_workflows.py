@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from md_csd_tf import cli, workflows
-from md_csd_tf.experiments import EXPERIMENTS, SMOKE, Run, experiments_of
+from md_csd_tf import cli
 from md_csd_tf.names import FFPP_METHODS
+from md_csd_tf.workflows.demo import prepare_demo_data
+from md_csd_tf.workflows.paper_configs import EXPERIMENTS, SMOKE, Run, experiments_of
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def script(name):
 def demo_manifest(tmp_path_factory):
     """The stand-in FF++/Celeb-DF/DFD datasets, made and face-cropped once for this module."""
     out = tmp_path_factory.mktemp("demo")
-    return workflows.prepare_demo_data(str(out), image_size=71, videos=4, progress=False)
+    return prepare_demo_data(str(out), image_size=71, videos=4, progress=False)
 
 
 def table_rows(out, table):

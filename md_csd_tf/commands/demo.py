@@ -28,10 +28,10 @@ def _fakes(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from md_csd_tf import workflows
+    from md_csd_tf.workflows.demo import demo, format_summary
 
     overrides = {"epochs": args.epochs} if args.epochs else {}
     if args.fakes and args.fakes != "dataset":
         overrides["fakes"] = args.fakes
-    print(workflows.format_summary(workflows.demo(args.out, smoke=args.smoke, **overrides)))
+    print(format_summary(demo(args.out, smoke=args.smoke, **overrides)))
     return 0

@@ -82,7 +82,7 @@ def _fakes(text: str) -> str:
 
 
 def _losses():
-    from md_csd_tf.training.recipe import LOSSES
+    from md_csd_tf.training.compile import LOSSES
 
     return list(LOSSES)
 
@@ -250,8 +250,10 @@ def experiment_inputs(args, fixed: tuple[str, ...] = ()) -> tuple[str, str, dict
     settings the script decides itself (a table's detectors or transforms); giving one is an
     error rather than being silently ignored.
     """
-    from md_csd_tf import workflows
     from md_csd_tf.errors import UserError
+    from md_csd_tf.workflows.demo import demo_setup
+    from md_csd_tf.workflows.runs import profile_settings
+    from md_csd_tf.workflows.tables import STAND_IN
 
     given = given_settings(args)
     for name in fixed:
@@ -264,7 +266,7 @@ def experiment_inputs(args, fixed: tuple[str, ...] = ()) -> tuple[str, str, dict
     if not args.data:
         if not (args.demo or args.smoke):
             raise UserError("--data is required (or use --demo, or --smoke)")
-        out, manifest, settings = workflows.demo_setup(args.out, args.smoke, given)
-        return out, manifest, settings, workflows.STAND_IN
-    _, settings = workflows.profile_settings(args.demo, args.smoke, given)
-    return args.out or ".", args.data, settings, workflows.STAND_IN if args.demo else ""
+        out, manifest, settings = demo_setup(args.out, args.smoke, given)
+        return out, manifest, settings, STAND_IN
+    _, settings = profile_settings(args.demo, args.smoke, given)
+    return args.out or ".", args.data, settings, STAND_IN if args.demo else ""

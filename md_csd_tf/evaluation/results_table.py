@@ -12,7 +12,7 @@ import csv
 import io
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,18 +195,33 @@ def cross_dataset_rows(dataset: str, auc: float | None) -> list[dict[str, Any]]:
     return [{"setting": setting, "metric": AUC, "ours": auc, "paper": paper}]
 
 
-def markdown_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Rows of dicts as a Markdown table: floats with 3 decimals, None/NaN as "-"."""
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value).replace("|", "\\|")
+
+
+def score_cell(value: Any) -> str:
+    """A leaderboard cell: scores (floats <= 1) with 4 decimals, percentages with 2, None/NaN
+    as "-"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if value <= 1 else f"{value:.2f}"
+    return str(value)
+
+
+def markdown_table(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str] | None = None,
+    cell: Callable[[Any], str] = _cell,
+) -> str:
+    """Rows of dicts as a Markdown table: by default floats with 3 decimals, None/NaN as "-";
+    `cell` formats each value otherwise (e.g. `score_cell`)."""
     rows = list(rows)
     columns = list(columns or dict.fromkeys(k for row in rows for k in row))
-
-    def cell(value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "-"
-        if isinstance(value, float):
-            return f"{value:.3f}"
-        return str(value).replace("|", "\\|")
-
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"

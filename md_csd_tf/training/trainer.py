@@ -52,8 +52,8 @@ from md_csd_tf.models.saving import load_model, read_metadata, save_model, write
 from md_csd_tf.optimizers import unwrap_optimizer
 from md_csd_tf.prep.landmarks import read_landmarks
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
+from md_csd_tf.training.compile import LOSSES, compile_detector
 from md_csd_tf.training.precision import policy_name
-from md_csd_tf.training.recipe import LOSSES, compile_detector
 from md_csd_tf.training.strategy import is_chief, make_strategy
 
 
@@ -69,7 +69,7 @@ class TrainConfig:
         out_dir: the run folder (created; an existing one is resumed).
         dataset / compression / methods: which crops to train on; `methods=None` takes every
             manipulation in the manifest plus all reals. The paper's "all" is FF++'s four
-            methods, which `workflows.run_ff` passes explicitly (newer FF++ adds FaceShifter).
+            methods, which `workflows.tables.run_ff` passes explicitly (newer FF++ adds FaceShifter).
         detector: a registered detector (`md-csd detectors`): "md_csd" or a Table V variant
             ("md_csd_rgb", ...), or a comparator.
         transform / middle_blocks / head / bn_momentum: MD-CSD's model options (None: its
