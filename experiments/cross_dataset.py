@@ -20,8 +20,9 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from md_csd_tf.commands.train import add_experiment_arguments, experiment_inputs
+    from md_csd_tf.commands.flags import add_experiment_arguments
     from md_csd_tf.workflows import tables
+    from md_csd_tf.workflows.settings import experiment_inputs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

@@ -17,10 +17,11 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from md_csd_tf.commands.train import add_experiment_arguments, experiment_inputs
+    from md_csd_tf.commands.flags import add_experiment_arguments
     from md_csd_tf.models.registry import list_detectors
     from md_csd_tf.names import COMPRESSIONS, FFPP_METHODS
     from md_csd_tf.workflows import leaderboard
+    from md_csd_tf.workflows.settings import experiment_inputs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_experiment_arguments(parser)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from md_csd_tf.commands.train import add_experiment_arguments, experiment_inputs
+    from md_csd_tf.commands.flags import add_experiment_arguments
     from md_csd_tf.names import COMPRESSIONS, FFPP_METHODS
     from md_csd_tf.workflows import demo, tables
+    from md_csd_tf.workflows.settings import experiment_inputs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_experiment_arguments(parser)
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
 
 
 def _given(args):
-    from md_csd_tf.commands.train import given_settings
+    from md_csd_tf.workflows.settings import given_settings
 
     return given_settings(args)
 

@@ -15,9 +15,10 @@ import sys
 
 
 def main(argv=None) -> int:
-    from md_csd_tf.commands.train import add_augment_arguments, add_model_arguments, given_settings
+    from md_csd_tf.commands.flags import add_augment_arguments, add_model_arguments
     from md_csd_tf.workflows import runs, tables
     from md_csd_tf.workflows.paper_configs import EXPERIMENTS
+    from md_csd_tf.workflows.settings import given_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="the --out of the runs (default . or demo_run)")

@@ -254,8 +254,8 @@ def test_trainer_with_sbi_reads_only_real_training_frames(crops, tmp_path):
 def test_fakes_flag_changes_the_run_folder_but_dataset_keeps_the_papers():
     import argparse
 
-    from md_csd_tf.commands.train import given_settings
     from md_csd_tf.workflows.paper_configs import SMOKE, Run
+    from md_csd_tf.workflows.settings import given_settings
 
     assert "fakes" not in given_settings(argparse.Namespace(fakes="dataset"))
     settings = {**SMOKE.settings, **given_settings(argparse.Namespace(fakes="sbi"))}

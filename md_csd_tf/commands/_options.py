@@ -63,3 +63,14 @@ non_negative = int_range(0)  # seeds; sizes where 0 means "off"
 probability = float_range(0.0, 1.0)  # thresholds and augmentation probabilities
 learning_rate = float_range(0.0, low_open=True)
 jpeg_quality = int_range(1, 100)  # OpenCV's JPEG encoder accepts 0..100; 0 is not an image
+
+
+def fakes(text: str) -> str:
+    """Training fakes: dataset, sbi, fwa, xray or a mix such as dataset+sbi (`--fakes`)."""
+    from md_csd_tf.data.pseudo_fakes import parse_fakes
+    from md_csd_tf.errors import UserError
+
+    try:
+        return "+".join(parse_fakes(text))
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error

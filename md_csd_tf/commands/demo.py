@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from md_csd_tf.commands._options import positive
+from md_csd_tf.commands._options import fakes, positive
 
 NAME = "demo"
 HELP = "make the stand-in dataset, prepare faces, train a small model, test it, print the tables"
@@ -15,16 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=positive, default=None, help="default: the demo's 5")
     parser.add_argument("--smoke", action="store_true", help="tiny settings that finish in seconds")
     parser.add_argument(
-        "--fakes", type=_fakes, default=None,
+        "--fakes", type=fakes, default=None,
         help="training fakes: dataset (default, the paper) or sbi, fwa, xray: pseudo-fakes made "
         "from the stand-in real videos only, tested on the held-out stand-in fakes",
     )  # fmt: skip
-
-
-def _fakes(text: str) -> str:
-    from md_csd_tf.commands.train import _fakes as parse
-
-    return parse(text)
 
 
 def run(args: argparse.Namespace) -> int:

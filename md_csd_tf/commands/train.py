@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 
 from md_csd_tf.commands._options import (
-    int_range,
+    fakes,
     jpeg_quality,
     learning_rate,
     non_negative,
     positive,
     probability,
 )
+from md_csd_tf.commands.flags import add_augment_arguments, add_model_arguments
 
 NAME = "train"
 HELP = (
@@ -64,21 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=non_negative, default=0)
     parser.add_argument(
-        "--fakes", type=_fakes, default="dataset",
+        "--fakes", type=fakes, default="dataset",
         help="training fakes: dataset (default, the paper), sbi, fwa or xray (pseudo-fakes made "
         "on the fly from real frames; needs `md-csd prepare --landmarks`), or a mix such as "
         "dataset+sbi; validation keeps the dataset's fakes",
     )  # fmt: skip
-
-
-def _fakes(text: str) -> str:
-    from md_csd_tf.data.pseudo_fakes import parse_fakes
-    from md_csd_tf.errors import UserError
-
-    try:
-        return "+".join(parse_fakes(text))
-    except UserError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _losses():
@@ -91,85 +82,6 @@ def _strategies():
     from md_csd_tf.training.strategy import STRATEGIES
 
     return STRATEGIES
-
-
-def add_augment_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    """Deviations from the paper's training data: each off unless asked for."""
-    parser.add_argument(
-        "--flip", action="store_true", default=False if defaults else None,
-        help="random horizontal flips (the paper describes no augmentation; off by default)",
-    )  # fmt: skip
-
-
-def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    """Model flags; with `defaults=False` they default to None so a caller can tell which
-    were given (the experiment scripts layer them over the paper's or the demo's settings).
-
-    Choices come from the registries (`VARIANTS`, `TRANSFORMS`, `HEADS`), never re-typed."""
-    from md_csd_tf.frequency import TRANSFORMS
-    from md_csd_tf.models.registry import list_detectors
-    from md_csd_tf.models.variants import HEADS
-
-    def default(value):
-        return value if defaults else None
-
-    parser.add_argument(
-        "--detector", default=default("md_csd"), choices=list_detectors(),
-        help="a registered detector (`md-csd detectors`); MD-CSD's Table V variants are md_csd_*",
-    )  # fmt: skip
-    parser.add_argument(
-        "--transform", default=None, choices=list(TRANSFORMS),
-        help="MD-CSD's frequency transform (default dct; Table VI)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--head", default=None, choices=list(HEADS),
-        help="MD-CSD's head: fc (default; the paper's 'last fully connected layers are "
-        "concatenated') or pooled (the pooled features are)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--image-size", type=int_range(32), default=None, help="default: the detector's recipe"
-    )
-    parser.add_argument(
-        "--middle-blocks", type=int_range(0, 8), default=None,
-        help="MD-CSD's Xception middle-flow blocks (default 8)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--clip-frames", type=int_range(2), default=None,
-        help="a clip detector's frames per clip, T (dual_level; default: its recipe's, 8)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--weights", "--rgb-weights", dest="weights", default=default("published"),
-        help="backbone initialisation: 'published' (default: as the detector's paper, e.g. "
-        "ImageNet for Xception branches, downloaded once), 'imagenet', 'none', a weights "
-        "file, or a detector's published weights name",
-    )  # fmt: skip
-
-
-def given_settings(
-    args,
-    names=(
-        "detector",
-        "transform",
-        "head",
-        "image_size",
-        "middle_blocks",
-        "clip_frames",
-        "weights",
-        "epochs",
-        "batch_size",
-        "flip",
-        "fakes",
-    ),
-) -> dict:
-    """The TrainConfig fields among `names` that were given on the command line (not None)."""
-    settings = {
-        name: getattr(args, name) for name in names if getattr(args, name, None) is not None
-    }
-    if isinstance(settings.get("weights"), str) and settings["weights"].lower() == "none":
-        settings["weights"] = None
-    if settings.get("fakes") == "dataset":  # the default: keeps the paper-way runs' folder names
-        del settings["fakes"]
-    return settings
 
 
 def config_from_args(args):
@@ -214,59 +126,3 @@ def run(args: argparse.Namespace) -> int:
 
     train(config_from_args(args))
     return 0
-
-
-def add_experiment_arguments(parser: argparse.ArgumentParser, model: bool = True) -> None:
-    """What every experiment script takes: data, output, the demo/smoke profiles and the flags
-    that layer over the paper's (or the demo's, or the smoke) settings."""
-    parser.add_argument("--data", help="manifest.csv from `md-csd prepare` (not with --demo)")
-    parser.add_argument(
-        "--out", default=None, help="writes runs/ and results/ here (default: . or demo_run)"
-    )
-    parser.add_argument(
-        "--demo", action="store_true", help="the built-in stand-in data and the demo settings"
-    )
-    parser.add_argument(
-        "--smoke", action="store_true",
-        help="tiny settings that finish in seconds (alone: on the stand-in data)",
-    )  # fmt: skip
-    parser.add_argument("--epochs", type=positive, default=None, help="default: the profile's")
-    parser.add_argument("--batch-size", type=positive, default=None, help="default: the profile's")
-    if model:
-        add_model_arguments(parser, defaults=False)
-        add_augment_arguments(parser, defaults=False)
-        parser.add_argument(
-            "--fakes", type=_fakes, default=None,
-            help="training fakes: dataset (default, the paper), sbi, fwa, xray (pseudo-fakes "
-            "from real frames only) or a mix such as dataset+sbi",
-        )  # fmt: skip
-
-
-def experiment_inputs(args, fixed: tuple[str, ...] = ()) -> tuple[str, str, dict, str]:
-    """`(out, manifest, settings, title_prefix)` for an experiment script's arguments.
-
-    `--demo` or `--smoke` without `--data` make (or find) the stand-in data; with `--data` they
-    choose the settings only. Flags given on the command line win over the profile's. `fixed`:
-    settings the script decides itself (a table's detectors or transforms); giving one is an
-    error rather than being silently ignored.
-    """
-    from md_csd_tf.errors import UserError
-    from md_csd_tf.workflows.demo import demo_setup
-    from md_csd_tf.workflows.runs import profile_settings
-    from md_csd_tf.workflows.tables import STAND_IN
-
-    given = given_settings(args)
-    for name in fixed:
-        if given.get(name) is not None:
-            flag = "--" + name.replace("_", "-")
-            raise UserError(f"{flag}: this script sets it itself (one run per table row); drop it")
-    # A script that runs one detector passes it (and the transform) in its Run, not settings.
-    given.pop("detector", None)
-    given.pop("transform", None)
-    if not args.data:
-        if not (args.demo or args.smoke):
-            raise UserError("--data is required (or use --demo, or --smoke)")
-        out, manifest, settings = demo_setup(args.out, args.smoke, given)
-        return out, manifest, settings, STAND_IN
-    _, settings = profile_settings(args.demo, args.smoke, given)
-    return args.out or ".", args.data, settings, STAND_IN if args.demo else ""

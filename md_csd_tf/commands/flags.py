@@ -1,0 +1,89 @@
+"""Flags that `md-csd train` and the experiment scripts (`experiments/*.py`) share.
+
+The scripts are command lines too: they take these flags from here, parse them, and hand the
+result to `workflows.settings` (what the flags mean for a run) and the `workflows` they call.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from md_csd_tf.commands._options import fakes, int_range, positive
+
+
+def add_augment_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """Deviations from the paper's training data: each off unless asked for."""
+    parser.add_argument(
+        "--flip", action="store_true", default=False if defaults else None,
+        help="random horizontal flips (the paper describes no augmentation; off by default)",
+    )  # fmt: skip
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """Model flags; with `defaults=False` they default to None so a caller can tell which
+    were given (the experiment scripts layer them over the paper's or the demo's settings).
+
+    Choices come from the registries (`VARIANTS`, `TRANSFORMS`, `HEADS`), never re-typed."""
+    from md_csd_tf.frequency import TRANSFORMS
+    from md_csd_tf.models.registry import list_detectors
+    from md_csd_tf.models.variants import HEADS
+
+    def default(value):
+        return value if defaults else None
+
+    parser.add_argument(
+        "--detector", default=default("md_csd"), choices=list_detectors(),
+        help="a registered detector (`md-csd detectors`); MD-CSD's Table V variants are md_csd_*",
+    )  # fmt: skip
+    parser.add_argument(
+        "--transform", default=None, choices=list(TRANSFORMS),
+        help="MD-CSD's frequency transform (default dct; Table VI)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--head", default=None, choices=list(HEADS),
+        help="MD-CSD's head: fc (default; the paper's 'last fully connected layers are "
+        "concatenated') or pooled (the pooled features are)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--image-size", type=int_range(32), default=None, help="default: the detector's recipe"
+    )
+    parser.add_argument(
+        "--middle-blocks", type=int_range(0, 8), default=None,
+        help="MD-CSD's Xception middle-flow blocks (default 8)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--clip-frames", type=int_range(2), default=None,
+        help="a clip detector's frames per clip, T (dual_level; default: its recipe's, 8)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--weights", "--rgb-weights", dest="weights", default=default("published"),
+        help="backbone initialisation: 'published' (default: as the detector's paper, e.g. "
+        "ImageNet for Xception branches, downloaded once), 'imagenet', 'none', a weights "
+        "file, or a detector's published weights name",
+    )  # fmt: skip
+
+
+def add_experiment_arguments(parser: argparse.ArgumentParser, model: bool = True) -> None:
+    """What every experiment script takes: data, output, the demo/smoke profiles and the flags
+    that layer over the paper's (or the demo's, or the smoke) settings."""
+    parser.add_argument("--data", help="manifest.csv from `md-csd prepare` (not with --demo)")
+    parser.add_argument(
+        "--out", default=None, help="writes runs/ and results/ here (default: . or demo_run)"
+    )
+    parser.add_argument(
+        "--demo", action="store_true", help="the built-in stand-in data and the demo settings"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true",
+        help="tiny settings that finish in seconds (alone: on the stand-in data)",
+    )  # fmt: skip
+    parser.add_argument("--epochs", type=positive, default=None, help="default: the profile's")
+    parser.add_argument("--batch-size", type=positive, default=None, help="default: the profile's")
+    if model:
+        add_model_arguments(parser, defaults=False)
+        add_augment_arguments(parser, defaults=False)
+        parser.add_argument(
+            "--fakes", type=fakes, default=None,
+            help="training fakes: dataset (default, the paper), sbi, fwa, xray (pseudo-fakes "
+            "from real frames only) or a mix such as dataset+sbi",
+        )  # fmt: skip
