@@ -81,6 +81,7 @@ class MeanPixelClip:
     detector, branches, transform, image_size, clip_frames, crop_size = (
         "stand_in", ("rgb",), "dct", SIZE, 2, None,
     )  # fmt: skip
+    spectrum_in_model = False
 
     def __call__(self, inputs, training=False):
         return tf.reduce_mean(inputs["rgb"], axis=[1, 2, 3, 4])[:, None] / 255.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,20 @@ MANIFEST_COLUMNS = (
 )  # fmt: skip
 # What training and evaluation need; the box columns are informative.
 REQUIRED_COLUMNS = MANIFEST_COLUMNS[:8]
+#: Columns that identify one video, in order, where present in a table. The same video_id
+#: (FF++ "000") is a real video and a fake under every method, so video_id alone is not a key.
+#: `split` is left out: every layout gives a video one split (FF++ by id, DFD and Celeb-DF by
+#: list), so it tells no two videos apart, and keeping it would change evaluation's columns.
+VIDEO_KEY = ("dataset", "method", "compression", "video_id")
+# How `md-csd prepare` cut the crops, written beside the manifest (`prep.extract`): crop side
+# ("image_size"), box "scale", face "pick" rule, detector mode ("crops": "ffpp" or "fast", with
+# "detect_max_side" in fast mode), file "format", ... The trainer stores it in the model (its
+# metadata's "crops") and predict cuts faces by it (`inference.crops.make_cropper`).
+CROP_SETTINGS_FILE = "crop_settings.json"
+# Folders written before the crop mode existed hold settings files without these keys; they were
+# made with these values.
+LEGACY_CROP_SETTINGS = {"crops": "fast", "detect_max_side": 640, "detect_every": 1,
+                        "reuse_original_boxes": True}  # fmt: skip
 _STRING_COLUMNS = {
     "dataset": str,
     "split": str,
@@ -64,6 +79,31 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
+def read_crop_settings(manifest: str | os.PathLike) -> dict | None:
+    """The settings `md-csd prepare` cut a manifest's crops with (`CROP_SETTINGS_FILE` beside
+    it; an older file's missing keys from `LEGACY_CROP_SETTINGS`).
+
+    Args:
+        manifest: the manifest file or its folder.
+
+    Returns:
+        The settings, or None when the folder has none (crops not cut by prepare, e.g. the
+        real-face corpus or a hand-made manifest) or the file is unreadable.
+    """
+    folder = Path(manifest)
+    if not folder.is_dir():
+        folder = folder.parent
+    try:
+        settings = json.loads((folder / CROP_SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(settings, dict):
+        return None
+    if "crops" not in settings:
+        settings = {**LEGACY_CROP_SETTINGS, **settings}
+    return settings
+
+
 def select(
     table: pd.DataFrame,
     split: str | None = None,
@@ -89,7 +129,7 @@ def select(
         keep &= table["method"].isin(["real", *methods]) | (table["label"] == 0)
     selected = table[keep]
     if max_frames_per_video:
-        keys = [c for c in ("dataset", "method", "compression", "video_id") if c in selected]
+        keys = [c for c in VIDEO_KEY if c in selected]
         selected = (
             selected.sort_values([*keys, "frame_index"])
             .groupby(keys, sort=False)

@@ -30,6 +30,9 @@ VIDEO_EXTENSIONS = frozenset(
 )
 SAMPLINGS = ("uniform", STRIDED)
 DEFAULT_FRAMES = 32  # evenly spaced frames per video; FF++ test videos give 32 crops in ~5 s
+DEFAULT_DETECT_MAX_SIDE = 640  # FaceCropper's; see its docstring for why
+#: `models.saving.METADATA_FILE`, read here without importing Keras (that module does).
+METADATA_FILE = "md_csd_tf.json"
 
 
 class InputError(UserError):
@@ -119,6 +122,63 @@ def saved_crop_size(model_path: str | os.PathLike) -> int | None:
         return int(config.get("crop_size") or config["image_size"])
     except Exception:  # noqa: BLE001 - not ours or unreadable: the model loader will say why
         return None
+
+
+def saved_crop_settings(model_path: str | os.PathLike) -> dict | None:
+    """The crop settings of `md-csd prepare` stored in a `.keras` file's md-csd-tf metadata
+    (its "crops"), read without loading the model; None when it has none or is unreadable."""
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            settings = json.loads(archive.read(METADATA_FILE)).get("crops")
+    except Exception:  # noqa: BLE001 - no metadata, not ours or unreadable: no settings
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
+def make_cropper(
+    crop_size: int, settings: dict | None = None, detect_max_side: int | None | str = "model"
+) -> tuple[FaceCropper, str | None]:
+    """The face cropper that cuts faces as a model's training crops were cut.
+
+    Args:
+        crop_size: side of the model's training crops (`model.crop_size`, else its input side).
+        settings: how `md-csd prepare` cut them (`data.manifest.read_crop_settings`, stored by
+            the trainer in the model's metadata as "crops"): box scale, face pick rule and
+            detector mode ("ffpp": the FF++ procedure's boxes; "fast": detection on a copy
+            downscaled to "detect_max_side"). None (a model trained before they were stored, or
+            on crops prepare did not cut, such as the shipped md-csd-sbi): data prep's defaults,
+            dlib's largest face, the 1.3x box, FF++ boxes.
+        detect_max_side: "model": the one the crops were detected at in "fast" mode, else
+            640; an int, or None (full size): the caller's, which replaces the model's.
+
+    Returns:
+        `(cropper, note)`: the note (else None) says when `detect_max_side` changes the boxes
+        from those of the model's training crops.
+    """
+    settings = settings or {}
+    fast = settings.get("crops") == "fast"  # the box depends on the downscale only then
+    side = (
+        settings.get("detect_max_side", DEFAULT_DETECT_MAX_SIDE)
+        if fast
+        else DEFAULT_DETECT_MAX_SIDE
+    )
+    note = None
+    if detect_max_side != "model":
+        if fast and detect_max_side != side:
+            note = (
+                f"--detect-max-side {detect_max_side or 0} replaces the {side or 0} px the "
+                "model's training crops were detected at (prepare --crops fast); its boxes may "
+                "differ from training's"
+            )
+        side = detect_max_side
+    cropper = FaceCropper(
+        image_size=int(crop_size),
+        scale=float(settings.get("scale", FaceCropper.scale)),
+        detect_max_side=side,
+        pick=settings.get("pick", FaceCropper.pick),
+        exact=not fast,
+    )
+    return cropper, note
 
 
 class VideoPrefetcher:

@@ -6,7 +6,12 @@ Metadata (`METADATA_FILE`, a JSON entry of the `.keras` zip beside Keras' own `c
 architecture and weights, whatever the detector:
 
     {"threshold": 0.43, "threshold_rule": "eer", "threshold_split": "val", ...,
+     "crops": {"image_size": 299, "scale": 1.3, "pick": "largest", "crops": "ffpp", ...},
      "card": {...}}          # the model card of a shipped model (`models.pretrained`)
+
+"crops" is how `md-csd prepare` cut the training crops (its `crop_settings.json`, stored by the
+trainer; absent when the crops were not cut by prepare): predict cuts faces the same way
+(`inference.crops.make_cropper`, which reads it without Keras under the name `METADATA_FILE`).
 
 `load_model` puts it on the model as `model.md_csd_metadata` (an empty dict when absent).
 """

@@ -7,6 +7,8 @@ Output layout (``OUT`` is ``ExtractConfig.out``)::
     OUT/<dataset>/<compression>/<method>/<video_id>/video.json      frames read, faces, notes
     OUT/manifest.csv (+ manifest.parquet)                           all finished videos
     OUT/summary.json, OUT/failures.csv                              counts; problems of this run
+    OUT/crop_settings.json                 how the crops were cut (side, scale, pick, --crops);
+                                           training stores it in the model, predict cuts by it
 
 Crash safety: a video is written into a hidden, uniquely named folder beside its final folder
 and renamed when complete, so a killed job never leaves a half-written video folder. One job per
@@ -38,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from md_csd_tf.data.manifest import MANIFEST_COLUMNS
+from md_csd_tf.data.manifest import CROP_SETTINGS_FILE, LEGACY_CROP_SETTINGS, MANIFEST_COLUMNS
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import (
     OutputLock,
@@ -523,12 +525,6 @@ def _check(config: ExtractConfig) -> None:
         check_model(config.landmark_source, config.landmark_model)
 
 
-# Folders written before the crop mode existed hold settings files without these keys; they were
-# made with these values, so a re-run in "fast" mode may resume them.
-_LEGACY_SETTINGS = {"crops": "fast", "detect_max_side": 640, "detect_every": 1,
-                    "reuse_original_boxes": True}  # fmt: skip
-
-
 def _crop_settings(config: ExtractConfig) -> dict:
     settings = {"image_size": config.image_size, "scale": config.scale, "format": config.format,
                 "pick": config.pick, "crops": config.crops, "detect_every": config.detect_every,
@@ -546,15 +542,15 @@ def _check_same_settings(out: Path, config: ExtractConfig, jobs: list[_Job]) -> 
     Resume skips every finished video folder, so without this check a re-run with, say,
     ``--image-size 224`` would report success and leave the old 299 px crops in the manifest.
     """
-    path = out / "crop_settings.json"
+    path = out / CROP_SETTINGS_FILE
     settings = _crop_settings(config)
     if path.is_file():
         try:
             previous = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             previous = settings
-        if "crops" not in previous:
-            previous = {**_LEGACY_SETTINGS, **previous}
+        if "crops" not in previous:  # an older folder: a re-run in "fast" mode may resume it
+            previous = {**LEGACY_CROP_SETTINGS, **previous}
         changed = sorted(
             k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k)
         )
