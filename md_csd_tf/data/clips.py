@@ -26,6 +26,7 @@ import pandas as pd
 import tensorflow as tf
 
 from md_csd_tf.data.inputs import crops_to_inputs
+from md_csd_tf.data.manifest import VIDEO_KEY
 from md_csd_tf.data.pipeline import (
     AUTOTUNE,
     PipelineConfig,
@@ -34,9 +35,6 @@ from md_csd_tf.data.pipeline import (
     make_dataset,
     steps_per_epoch,
 )
-
-#: Columns that together name one video in a manifest (those present are used).
-VIDEO_KEYS = ("dataset", "split", "method", "compression", "video_id")
 
 
 def clip_starts(length: int, clip_frames: int, stride: int | None = None, cover: bool = False):
@@ -66,7 +64,7 @@ def clip_rows(frames: pd.DataFrame, clip_frames: int, stride: int | None = None,
     """
     if clip_frames < 1:
         raise ValueError(f"clip_frames must be at least 1, got {clip_frames}")
-    keys = [c for c in VIDEO_KEYS if c in frames.columns]
+    keys = [c for c in VIDEO_KEY if c in frames.columns]
     table = frames.reset_index(drop=True).assign(_row=np.arange(len(frames)))
     ordered = table.sort_values([*keys, "frame_index"], kind="stable")
     rows, owners, videos = [], [], []

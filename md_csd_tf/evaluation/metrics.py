@@ -23,11 +23,9 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from md_csd_tf.data.manifest import VIDEO_KEY
 from md_csd_tf.files import atomic_write
 
-#: Columns that identify one video, in order, where present in a frame table. The same video_id
-#: (FF++ "000") is a real video and a fake under every method, so video_id alone is not a key.
-VIDEO_KEY = ("dataset", "method", "compression", "video_id")
 REQUIRED = ("video_id", "label", "prob")
 
 
