@@ -224,3 +224,54 @@ def test_a_head_only_stage_leaves_the_backbone_and_the_next_stage_trains_it(
     train(config)  # resumes into the second stage: everything trains
     after_all = backbone(run / "last.keras")
     assert not all(np.array_equal(a, b) for a, b in zip(after_head, after_all, strict=True))
+
+
+def test_resuming_a_head_only_stage_keeps_adams_moments(manifest, tmp_path, monkeypatch):
+    """A run killed inside the head-only stage resumes that stage with the optimizer state it
+    saved (step counter, rates and Adam's moments of the head), not a fresh Adam. (Keras loads
+    the subclassed model with every layer trainable and skips the head-only state.)"""
+    from md_csd_tf.models import registry
+
+    entry = registry.get_entry("xception")
+    head_only = dataclasses.replace(entry.recipe, stages=(registry.Stage(2, "head"),))
+    monkeypatch.setitem(registry._REGISTRY, "xception", dataclasses.replace(entry, recipe=head_only))
+    run = tmp_path / "run"
+    config = tiny(manifest, run, detector="xception", epochs=1, middle_blocks=None)
+    seen = []
+    real_fit = keras.Model.fit
+
+    def fit(model, *args, **kwargs):  # the optimizer's variables as fit starts and ends
+        seen.append([v.numpy().copy() for v in model.optimizer.variables])
+        history = real_fit(model, *args, **kwargs)
+        seen.append([v.numpy().copy() for v in model.optimizer.variables])
+        return history
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    train(config)
+    train(dataclasses.replace(config, epochs=2))  # resumes the same head-only stage
+    after_first, resumed = seen[1], seen[2]
+    assert int(resumed[0]) == 2  # the step counter: epoch 1's two steps, not 0
+    assert len(resumed) == len(after_first)  # built for the head's variables, as saved
+    assert any(np.abs(v).sum() > 0 for v in resumed[2:])  # moments, not fresh zeros
+    for saved, restored in zip(after_first, resumed, strict=True):
+        np.testing.assert_array_equal(saved, restored)
+    assert int(seen[3][0]) == 4
+
+
+def test_a_run_folder_from_before_model_options_resumes(manifest, tmp_path):
+    """config.json written before `model_options` (MD-CSD's options as TrainConfig fields, the
+    format below) resumes; changing one of those options is still refused."""
+    run = tmp_path / "run"
+    config = tiny(manifest, run)
+    train(config)
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["config"]["model_options"] == {"middle_blocks": 0}
+    old = {k: v for k, v in stored["config"].items() if k != "model_options"}
+    old.update(transform=None, middle_blocks=0, head=None, bn_momentum=None,
+               spectrum_in_model=None, clip_frames=None)  # fmt: skip
+    stored["config"] = old
+    stored.pop("run_hash")
+    (run / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(UserError, match="different model_options"):
+        train(dataclasses.replace(config, epochs=2, middle_blocks=1))
+    assert train(dataclasses.replace(config, epochs=2)).epochs_done == 2

@@ -21,6 +21,8 @@ import dataclasses
 import json
 import math
 import time
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import keras
@@ -49,10 +51,11 @@ from md_csd_tf.files import OutputLock, atomic_write_json, check_writable
 from md_csd_tf.keras_compat import apply_multi_worker_fixes
 from md_csd_tf.models.registry import Stage, get_entry, set_batchnorm_momentum
 from md_csd_tf.models.saving import load_model, read_metadata, save_model, write_metadata
-from md_csd_tf.optimizers import unwrap_optimizer
+from md_csd_tf.optimizers import StepDecaySchedule, unwrap_optimizer
 from md_csd_tf.prep.landmarks import read_landmarks
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
 from md_csd_tf.training.compile import LOSSES, compile_detector
+from md_csd_tf.training.plan import DATA, FRESH, HOW, RunPlan, resumable, setting
 from md_csd_tf.training.precision import policy_name
 from md_csd_tf.training.strategy import is_chief, make_strategy
 
@@ -72,14 +75,15 @@ class TrainConfig:
             methods, which `workflows.tables.run_ff` passes explicitly (newer FF++ adds FaceShifter).
         detector: a registered detector (`md-csd detectors`): "md_csd" or a Table V variant
             ("md_csd_rgb", ...), or a comparator.
-        transform / middle_blocks / head / bn_momentum: MD-CSD's model options (None: its
-            defaults: DCT, 8 middle blocks, the fc head, BatchNorm momentum 0.99); a detector
-            without such an option ignores it with a note, except `bn_momentum`, which is then
-            set on every BatchNorm layer of the built model (`set_batchnorm_momentum`).
-        clip_frames: T, the frames per clip of a clip detector (`dual_level`; None: its
-            recipe's).
-        spectrum_in_model: compute the frequency input inside the model (on the accelerator)
-            instead of in the tf.data pipeline (`MDCSDNetwork`; None: no, the paper's path).
+        model_options: the detector's own builder options, as its registry entry declares
+            them (`registry.Option`, listed by `md-csd detectors`; `--model-option k=v`):
+            MD-CSD's transform, middle_blocks, head, bn_momentum and spectrum_in_model,
+            dual_level's clip_frames. Unset ones take the builder's defaults. `bn_momentum` is
+            taken by every detector: without a builder option, it is set on every BatchNorm
+            layer of the built model (`set_batchnorm_momentum`). The former fields
+            transform / middle_blocks / head / bn_momentum / spectrum_in_model / clip_frames
+            are still accepted as keyword arguments (shorthands that land here); a detector
+            without such an option ignores it with a note.
         image_size: input side (None: the recipe's).
         weights: backbone initialisation: "published" (what the detector's publication trains
             from: ImageNet for MD-CSD's RGB branch and the Xception/VGG/EfficientNet
@@ -132,21 +136,25 @@ class TrainConfig:
             else the machine runs. How long, not what: a resumed run may change it.
     """
 
-    manifest: str
-    out_dir: str
+    # Each field's `role` says what it is to a run folder (`training.plan`): DEFINES (the
+    # default) must match to resume; FRESH only shapes a fresh model; HOW only says how long or
+    # how a run is executed. Both of the latter may change when a run is resumed.
+    manifest: str = setting(dataclasses.MISSING, role=DATA)
+    out_dir: str = setting(dataclasses.MISSING, role=HOW)
     dataset: str = "ffpp"
     compression: str | None = "c23"
     methods: tuple[str, ...] | None = None
     detector: str = "md_csd"
-    transform: str | None = None
+    model_options: Mapping = dataclasses.field(default_factory=dict)
+    transform: dataclasses.InitVar[str | None] = None
+    middle_blocks: dataclasses.InitVar[int | None] = None
+    head: dataclasses.InitVar[str | None] = None
+    bn_momentum: dataclasses.InitVar[float | None] = None
+    spectrum_in_model: dataclasses.InitVar[bool | None] = None
+    clip_frames: dataclasses.InitVar[int | None] = None
     image_size: int | None = None
-    middle_blocks: int | None = None
-    head: str | None = None
-    weights: str | None = "published"
-    bn_momentum: float | None = None
-    spectrum_in_model: bool | None = None
-    clip_frames: int | None = None
-    epochs: int | None = None
+    weights: str | None = setting("published", role=FRESH)  # a resumed model is last.keras
+    epochs: int | None = setting(role=HOW)
     batch_size: int | None = None
     base_lr: float | None = None
     stitch_lr: float | None = None
@@ -154,27 +162,40 @@ class TrainConfig:
     ensemble: int | None = None
     plateau_factor: float | None = None
     plateau_patience: int | None = None
-    steps_per_epoch: int | None = None
-    validation_steps: int | None = None
+    steps_per_epoch: int | None = setting(role=HOW)
+    validation_steps: int | None = setting(role=HOW)
     max_frames_per_video: int | None = None
-    freq_stat_samples: int = 512
+    freq_stat_samples: int = setting(512, role=FRESH)
     flip: bool = False
     jpeg_quality: tuple[int, int] | None = None
     blur_probability: float = 0.0
     balance: bool = True
-    strategy: str = "auto"
+    strategy: str = setting("auto", role=HOW)
     mixed_precision: bool | str = False
-    jit_compile: bool = False
-    run_eagerly: bool = False
+    jit_compile: bool = setting(False, role=HOW)
+    run_eagerly: bool = setting(False, role=HOW)
     seed: int = 0
-    verbose: int = 1
+    verbose: int = setting(1, role=HOW)
     fakes: str = "dataset"
     pair_augment: bool | None = None
     select_by: str | None = None
     threshold_rule: str | None = None
     threshold_fpr: float | None = None
-    time_budget: float | None = None
+    time_budget: float | None = setting(role=HOW)
     shuffle_labels: bool | None = None
+
+    def __post_init__(
+        self, transform, middle_blocks, head, bn_momentum, spectrum_in_model, clip_frames
+    ):
+        # The shorthands win over `model_options`: `replace(config, middle_blocks=2)` changes it.
+        shorthands = dict(
+            transform=transform, middle_blocks=middle_blocks, head=head,
+            bn_momentum=bn_momentum, spectrum_in_model=spectrum_in_model, clip_frames=clip_frames,
+        )  # fmt: skip
+        given = {k: v for k, v in shorthands.items() if v is not None}
+        options = {**dict(self.model_options or {}), **given}
+        options = {k: v for k, v in options.items() if v is not None}
+        object.__setattr__(self, "model_options", options)
 
     def resolved(self) -> TrainConfig:
         """The config with every None the recipe decides filled in from the recipe."""
@@ -195,18 +216,6 @@ class TrainConfig:
         if self.weights == "published":
             changes["weights"] = recipe.init
         return dataclasses.replace(self, **changes)
-
-    def model_options(self) -> dict:
-        """The builder options given (not None) among the detector's own options."""
-        entry = get_entry(self.detector)
-        names = ("transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model",
-                 "clip_frames")  # fmt: skip
-        given = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-        # Without a builder option, bn_momentum is set on the built model's BatchNorm layers.
-        ignored = sorted(set(given) - set(entry.options) - {"bn_momentum"})
-        if ignored and self.verbose:
-            print(f"note: {self.detector} has no option {', '.join(ignored)}; ignored.")
-        return {k: v for k, v in given.items() if k in entry.options}
 
     @property
     def selection_metric(self) -> str:
@@ -342,24 +351,9 @@ def _load_frames(config: TrainConfig):
 
 
 # Settings that may change between a run and its resumption: how long and how it is run, not
-# what is trained. Everything else must match, or the resumed run would silently mix two setups.
-# weights and freq_stat_samples only shape a fresh model; a resumed one comes from last.keras.
-RESUMABLE_CHANGES = {
-    "epochs", "verbose", "run_eagerly", "strategy", "out_dir", "steps_per_epoch",
-    "validation_steps", "weights", "freq_stat_samples", "jit_compile", "time_budget",
-}  # fmt: skip
-
-
-def _comparable(config: dict) -> dict:
-    """A stored or current config in one form: JSON types, the manifest as a resolved file."""
-    config = json.loads(json.dumps(config, default=str))
-    manifest = Path(config.get("manifest") or ".")
-    if manifest.is_dir():
-        manifest = manifest / "manifest.csv"
-    config["manifest"] = str(manifest.resolve())
-    if config.get("methods"):
-        config["methods"] = sorted(config["methods"])
-    return config
+# what is trained (declared on each TrainConfig field, `training.plan`). Everything else must
+# match, or the resumed run would silently mix two setups.
+RESUMABLE_CHANGES = resumable(TrainConfig)
 
 
 def _read_json(path: Path) -> dict:
@@ -372,23 +366,14 @@ def _read_json(path: Path) -> dict:
         ) from error
 
 
-def _prepare_run_dir(config: TrainConfig) -> tuple[Path, dict | None]:
-    out = Path(config.out_dir)
+def _prepare_run_dir(plan: RunPlan) -> tuple[Path, dict | None]:
+    out = Path(plan.config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "state.json"
     if not (state_path.is_file() and (out / "last.keras").is_file()):
         return out, None
     state = _read_json(state_path)
-    stored = _read_json(out / "config.json").get("config", {})
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    if "detector" in stored and set(stored) <= fields:  # recipe values as the run used them
-        # A field added after the run was made is missing from its config.json: its default.
-        stored = dataclasses.asdict(TrainConfig(**stored).resolved())
-    previous = _comparable(stored)
-    current = _comparable(dataclasses.asdict(config))
-    changed = sorted(
-        key for key in current.keys() - RESUMABLE_CHANGES if previous.get(key) != current[key]
-    )
+    changed = plan.changed_from(_read_json(out / "config.json").get("config", {}))
     if changed:
         raise UserError(
             f"{out}: holds a run with different {', '.join(changed)}; resume with the same "
@@ -414,10 +399,7 @@ def _check_numbers(config: TrainConfig) -> None:
         value = getattr(config, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UserError(f"{name} = {value!r}: expected a number in (0, inf).")
-    ranges = {
-        "plateau_factor": (0.0, 1.0, "(0, 1)"),
-        "bn_momentum": (0.0, 1.0, "[0, 1)"),
-    }
+    ranges = {"plateau_factor": (0.0, 1.0, "(0, 1)")}  # model options: `registry.Option`
     for name, (low, high, text) in ranges.items():
         value = getattr(config, name)
         if value is None:
@@ -459,8 +441,6 @@ def _check_config(config: TrainConfig) -> None:
             f"--image-size {config.image_size}: {config.detector} needs at least "
             f"{entry.recipe.min_image_size} px."
         )
-    if config.middle_blocks is not None and not 0 <= config.middle_blocks <= 8:
-        raise UserError(f"--middle-blocks {config.middle_blocks}: Xception has 0 to 8.")
     if config.loss not in LOSSES and config.loss != "model":
         raise UserError(f"--loss {config.loss}: choose one of {', '.join(LOSSES)}.")
     weights = config.weights
@@ -536,7 +516,8 @@ def train(config: TrainConfig) -> TrainResult:
     Raises:
         UserError: bad settings, an unwritable or busy run folder, or unusable data.
     """
-    config = config.resolved()
+    plan = RunPlan.resolve(config)  # recipe, profile, settings and model options, once
+    config = plan.config
     _check_config(config)
     if config.ensemble > 1:
         return _train_ensemble(config)
@@ -544,10 +525,10 @@ def train(config: TrainConfig) -> TrainResult:
     keras.mixed_precision.set_global_policy(policy_name(config.mixed_precision))
     try:
         if not is_chief():  # only the chief writes the run folder (see RunCheckpoint)
-            return _train(config)
+            return _train(plan)
         check_writable(config.out_dir, "folder", "--out")
         with OutputLock(config.out_dir, "md-csd train"):
-            return _train(config)
+            return _train(plan)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -578,26 +559,63 @@ def _train_ensemble(config: TrainConfig) -> TrainResult:
     )
 
 
-def _enter_stage(model, stage: Stage, config: TrainConfig, strategy, keep: bool) -> None:
+def _freeze_for(model, stage: Stage, detector: str) -> None:
+    if stage.trainable != "all" and not model.can_freeze_backbone:
+        raise UserError(f"{detector}: a head-only stage needs model.freeze_backbone")
+    model.freeze_backbone(stage.trainable == "head")
+
+
+def _compile(model, plan: RunPlan, strategy) -> None:
+    """Compiles for the plan: its loss, its rates (a `StepDecay` of the recipe as a schedule)."""
+    config = plan.config
+    rate = config.base_lr
+    if plan.lr_schedule is not None:
+        schedule = plan.lr_schedule
+        rate = StepDecaySchedule(rate, schedule.every_steps, schedule.factor, schedule.floor)
+    with strategy.scope():
+        compile_detector(model, config.loss, rate, config.stitch_lr, config.jit_compile)
+
+
+def _restore_stage(model, path: Path, plan: RunPlan, epoch: int, strategy) -> None:
+    """Puts a model loaded from last.keras back in the stage its epoch `epoch` trained in.
+
+    A subclassed model's config does not hold which layers were frozen, so Keras loads it with
+    every layer trainable, builds the optimizer for all of them and skips the saved state of a
+    head-only stage ("Skipping variable loading for optimizer": its variable count differs);
+    compiling for the head then started Adam afresh, moments and step counter. Here the stage
+    is set first, the optimizer built for its layers and the file's state read into it.
+    """
+    done = 0
+    for stage in plan.stages:
+        done += stage.epochs
+        if epoch <= done:
+            break
+    if stage.trainable == "all":
+        return  # the layers Keras loaded trainable are the stage's: the state was restored
+    _freeze_for(model, stage, plan.config.detector)
+    _compile(model, plan, strategy)
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(path)  # the weights again and, now that they fit, the optimizer's
+
+
+def _enter_stage(model, stage: Stage, plan: RunPlan, strategy, keep: bool) -> None:
     """Sets the layers a stage trains and compiles for it (a stage change needs a new compile
     in Keras: the optimizer's variable list is fixed then). A model resumed from last.keras
-    (`keep`) keeps its restored optimizer state when its trainable layers stay as they were."""
+    (`keep`, after `_restore_stage`) keeps its restored optimizer state when its trainable
+    layers stay as they were."""
+    config = plan.config
     before = len(model.trainable_weights)
-    if hasattr(model, "freeze_backbone"):
-        model.freeze_backbone(stage.trainable == "head")
-    elif stage.trainable != "all":
-        raise UserError(f"{config.detector}: a head-only stage needs model.freeze_backbone")
+    _freeze_for(model, stage, config.detector)
     changed = len(model.trainable_weights) != before
     if not keep or changed or getattr(model, "optimizer", None) is None:
-        with strategy.scope():
-            compile_detector(
-                model, config.loss, config.base_lr, config.stitch_lr, config.jit_compile
-            )
+        _compile(model, plan, strategy)
     model.run_eagerly = config.run_eagerly
 
 
-def _train(config: TrainConfig) -> TrainResult:
-    out, resumed = _prepare_run_dir(config)
+def _train(plan: RunPlan) -> TrainResult:
+    config = plan.config
+    out, resumed = _prepare_run_dir(plan)
     # A resumed run continues the data stream instead of replaying epoch 1's order.
     epoch_offset = resumed["epoch"] if resumed else 0
     keras.utils.set_random_seed(config.seed + epoch_offset)
@@ -613,6 +631,7 @@ def _train(config: TrainConfig) -> TrainResult:
             out / "config.json",
             {
                 "config": dataclasses.asdict(config),
+                "run_hash": plan.digest,  # of what must match to resume (`training.plan`)
                 "md_csd_tf": __version__,
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,
@@ -622,16 +641,19 @@ def _train(config: TrainConfig) -> TrainResult:
         )
 
     strategy = make_strategy(config.strategy)
-    entry_options = get_entry(config.detector).options
     with strategy.scope():
         if resumed is not None:
-            model = _load_last(out / "last.keras")
+            with warnings.catch_warnings():  # a head-only stage's state: see _restore_stage
+                warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+                model = _load_last(out / "last.keras")
+            # The stage last.keras was saved in, with the optimizer state of its layers.
+            _restore_stage(model, out / "last.keras", plan, resumed["epoch"], strategy)
         else:
             model = get_entry(config.detector).build(
                 image_size=config.image_size,
                 weights=config.weights,
                 crop_size=_crop_size(train_frames),
-                **config.model_options(),
+                **plan.builder_options,
             )
             if "freq" in model.branches and hasattr(model, "set_frequency_statistics"):
                 mean, std = frequency_statistics(
@@ -642,8 +664,8 @@ def _train(config: TrainConfig) -> TrainResult:
                     config.seed,
                 )
                 model.set_frequency_statistics(mean, std)
-        if config.bn_momentum is not None and "bn_momentum" not in entry_options:
-            set_batchnorm_momentum(model, config.bn_momentum)  # also after a resume: a
+        if plan.bn_momentum is not None:  # a detector whose builder has no such option
+            set_batchnorm_momentum(model, plan.bn_momentum)  # also after a resume: a
             # subclassed model's BatchNorm layers are rebuilt with their builder's default
         apply_multi_worker_fixes(model, strategy)
 
@@ -684,11 +706,11 @@ def _train(config: TrainConfig) -> TrainResult:
         print(f"{out}: already trained for {state['epoch']} epochs; nothing to do.")
     start = time.perf_counter()
     end = 0
-    for stage in get_entry(config.detector).recipe.schedule(config.epochs):
+    for stage in plan.stages:
         end += stage.epochs
         if state["epoch"] >= end:
             continue
-        _enter_stage(model, stage, config, strategy, keep=resumed is not None)
+        _enter_stage(model, stage, plan, strategy, keep=resumed is not None)
         resumed = None  # a later stage compiles for its own trainable layers
         model.fit(
             train_data,
