@@ -14,16 +14,10 @@ import tensorflow as tf
 
 from md_csd_tf.data.manifest import read_manifest
 from md_csd_tf.inference.detector import Detector
-from md_csd_tf.models.ensemble import (
-    MajorityVote,
-    VoteEnsemble,
-    load_ensemble_folder,
-    load_members,
-    renamed,
-)
+from md_csd_tf.models.ensemble import MajorityVote, VoteEnsemble, renamed
 from md_csd_tf.models.registry import build_detector, get_entry, recipe_of
+from md_csd_tf.models.saving import load_ensemble_folder, load_members
 from md_csd_tf.models.xception_metric import XceptionMetric, semi_hard_triplet_loss
-from md_csd_tf.training import ensemble as ensemble_training
 from md_csd_tf.training.ensemble import balanced_chunks, published_chunk_count, train_ensemble
 from md_csd_tf.training.trainer import TrainConfig, TrainResult
 
@@ -411,7 +405,7 @@ def test_published_chunk_count():
     assert published_chunk_count(_frames(real=720, fake=720, per_video=1)) == 1
 
 
-def test_train_ensemble_writes_chunk_manifests_and_the_vote(tmp_path, monkeypatch):
+def test_train_ensemble_writes_chunk_manifests_and_the_vote(tmp_path):
     table = pd.concat([_frames(real=6, fake=12), _frames(real=2, fake=2, split="val")])
     (tmp_path / "data").mkdir()
     manifest = tmp_path / "data" / "manifest.csv"
@@ -427,9 +421,8 @@ def test_train_ensemble_writes_chunk_manifests_and_the_vote(tmp_path, monkeypatc
         TinyMember(bias=bias).save(out / "best.keras")
         return TrainResult(str(out), str(out / "best.keras"), str(out / "last.keras"), 1, 1.0, {})
 
-    monkeypatch.setattr(ensemble_training.trainer, "train", fake_train)
     config = TrainConfig(manifest=str(manifest), out_dir=str(tmp_path / "run"), seed=5)
-    result = train_ensemble(config, k=3, share_minority=False)  # disjoint members
+    result = train_ensemble(config, fake_train, k=3, share_minority=False)  # disjoint members
 
     assert [c.seed for c, _ in seen] == [5, 6, 7]
     assert [c.out_dir for c, _ in seen] == [str(tmp_path / "run" / f"member_{i}") for i in range(3)]

@@ -257,7 +257,7 @@ class Detector:
         from md_csd_tf.models.saving import load_model
 
         if os.path.isdir(path):
-            from md_csd_tf.models.ensemble import load_ensemble_folder
+            from md_csd_tf.models.saving import load_ensemble_folder
 
             return cls(load_ensemble_folder(path), **kwargs)
         model = load_model(path, compile=False)

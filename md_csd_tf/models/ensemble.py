@@ -17,13 +17,8 @@ that of a single model's probabilities.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import keras
 import tensorflow as tf
-
-from md_csd_tf.errors import UserError
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
@@ -108,7 +103,7 @@ class VoteEnsemble(keras.Model):
         if len(set(names)) != len(names):
             raise ValueError(
                 f"VoteEnsemble members need distinct names, got {names}; load them with "
-                "md_csd_tf.models.ensemble.load_members."
+                "md_csd_tf.models.saving.load_members."
             )
         specs = _input_specs(members[0])
         for member in members[1:]:
@@ -173,43 +168,3 @@ def renamed(model: keras.Model, name: str) -> keras.Model:
     copy = keras.saving.deserialize_keras_object(config)
     copy.set_weights(model.get_weights())
     return copy
-
-
-def _load(path) -> keras.Model:
-    from md_csd_tf.models.registry import list_detectors
-    from md_csd_tf.models.saving import load_model
-
-    list_detectors()  # imports every detector module, registering their classes for loading
-    return load_model(path, compile=False)
-
-
-def load_members(paths) -> list[keras.Model]:
-    """Loads saved detectors (safe mode) and names them `member_0`, `member_1`, ..."""
-    return [renamed(_load(path), f"member_{i}") for i, path in enumerate(paths)]
-
-
-def member_paths(folder: str | os.PathLike) -> list[Path]:
-    """`member_<i>/best.keras` of an ensemble run folder, in member order."""
-    found = [p for p in Path(folder).glob("member_*/best.keras") if p.parent.name[7:].isdigit()]
-    return sorted(found, key=lambda p: int(p.parent.name[7:]))
-
-
-def load_ensemble_folder(folder: str | os.PathLike) -> keras.Model:
-    """The model of an ensemble run folder (`md_csd_tf.training.ensemble.train_ensemble`).
-
-    `<folder>/best.keras` (the saved `VoteEnsemble`) when present; otherwise a `VoteEnsemble`
-    of the members' `member_<i>/best.keras` found so far (e.g. while the last member trains).
-
-    Raises:
-        UserError: the folder holds neither.
-    """
-    folder = Path(folder)
-    if (folder / "best.keras").is_file():
-        return _load(folder / "best.keras")
-    paths = member_paths(folder)
-    if not paths:
-        raise UserError(
-            f"{folder}: no best.keras and no member_<i>/best.keras; pass the --out folder of an "
-            "ensemble training or a .keras file."
-        )
-    return VoteEnsemble(load_members(paths))

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import zipfile
+from pathlib import Path
 
 import keras
 
@@ -168,3 +169,61 @@ def _float16_h5(raw: bytes, h5py, np, io) -> bytes:
 
         source.visititems(copy)
     return out.getvalue()
+
+
+# -- detectors: a `.keras` file or an ensemble run's folder ------------------------------------
+
+
+def load_detector(path) -> keras.Model:
+    """The detector saved at `path`, loaded for scoring (safe mode, not compiled): a `.keras`
+    file saved by md-csd-tf, or the folder of an ensemble run (its members' vote). Every
+    command and `inference.Detector` load models through this.
+
+    Raises:
+        UserError: missing, corrupt or foreign file, or a Keras model that is not an md-csd-tf
+            detector, with a one-line message naming it.
+    """
+    if os.path.isdir(path):
+        return load_ensemble_folder(path)
+    model = load_model(path, compile=False)
+    if not all(hasattr(model, a) for a in ("branches", "transform", "image_size")):
+        raise UserError(
+            f"{os.fspath(path)}: a Keras model, but not an md-csd-tf detector (it has "
+            "no branches/transform); pass the best.keras of an md-csd-tf training run."
+        )
+    return model
+
+
+def load_members(paths) -> list[keras.Model]:
+    """Loads saved detectors (safe mode) and names them `member_0`, `member_1`, ..."""
+    return [
+        ensemble.renamed(load_model(path, compile=False), f"member_{i}")
+        for i, path in enumerate(paths)
+    ]
+
+
+def member_paths(folder: str | os.PathLike) -> list[Path]:
+    """`member_<i>/best.keras` of an ensemble run folder, in member order."""
+    found = [p for p in Path(folder).glob("member_*/best.keras") if p.parent.name[7:].isdigit()]
+    return sorted(found, key=lambda p: int(p.parent.name[7:]))
+
+
+def load_ensemble_folder(folder: str | os.PathLike) -> keras.Model:
+    """The model of an ensemble run folder (`md_csd_tf.training.ensemble.train_ensemble`).
+
+    `<folder>/best.keras` (the saved `VoteEnsemble`) when present; otherwise a `VoteEnsemble`
+    of the members' `member_<i>/best.keras` found so far (e.g. while the last member trains).
+
+    Raises:
+        UserError: the folder holds neither.
+    """
+    folder = Path(folder)
+    if (folder / "best.keras").is_file():
+        return load_model(folder / "best.keras", compile=False)
+    paths = member_paths(folder)
+    if not paths:
+        raise UserError(
+            f"{folder}: no best.keras and no member_<i>/best.keras; pass the --out folder of an "
+            "ensemble training or a .keras file."
+        )
+    return ensemble.VoteEnsemble(load_members(paths))

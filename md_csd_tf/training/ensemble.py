@@ -13,7 +13,7 @@ chunk and combined them by max voting. Here:
     <out>/best.keras                   = VoteEnsemble of the members' best.keras
     <out>/ensemble.json                = K, the chunking, the videos per chunk and class
 
-`md_csd_tf.models.ensemble.load_ensemble_folder(<out>)` loads the result.
+`md_csd_tf.models.saving.load_ensemble_folder(<out>)` loads the result.
 
 Two ways to chunk, both class-balanced "as far as possible":
 - `share_minority=False` (default): every video in exactly one chunk; each class is dealt
@@ -30,7 +30,9 @@ Two ways to chunk, both class-balanced "as far as possible":
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -38,7 +40,9 @@ import pandas as pd
 from md_csd_tf.data.manifest import MANIFEST_COLUMNS, read_manifest, select
 from md_csd_tf.evaluation.metrics import video_key
 from md_csd_tf.files import atomic_write, atomic_write_json, atomic_write_text
-from md_csd_tf.training import trainer
+
+if TYPE_CHECKING:  # annotations only: the trainer calls this module, never the reverse
+    from md_csd_tf.training.trainer import TrainConfig, TrainResult
 
 
 def _videos(frames: pd.DataFrame) -> pd.DataFrame:
@@ -119,13 +123,18 @@ def _manifest_csv(rows: pd.DataFrame) -> str:
 
 
 def train_ensemble(
-    config: trainer.TrainConfig, k: int | None = None, share_minority: bool = True
+    config: TrainConfig,
+    train_member: Callable[[TrainConfig], TrainResult],
+    k: int | None = None,
+    share_minority: bool = True,
 ) -> EnsembleResult:
     """Trains K members on K chunks of the training videos and saves their vote.
 
     Args:
         config: the run's `TrainConfig`; `out_dir` is the ensemble folder, `seed` the chunking's
             (member i trains with `seed + i`). Its val/test rows are given to every member.
+        train_member: trains one member's run (`training.trainer.train`, which dispatches
+            ensembles here: passing it in keeps this module free of an import cycle).
         k: number of members; None: `published_chunk_count` of the training rows (pass the
             recipe's `ensemble` to follow the registry).
         share_minority: the chunking (see `balanced_chunks`).
@@ -133,7 +142,8 @@ def train_ensemble(
     Returns:
         The folder, `<out>/best.keras` and each member's `TrainResult`.
     """
-    from md_csd_tf.models.ensemble import VoteEnsemble, load_members
+    from md_csd_tf.models.ensemble import VoteEnsemble
+    from md_csd_tf.models.saving import load_members
 
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,7 +176,7 @@ def train_ensemble(
         member = dataclasses.replace(
             config, manifest=str(manifest), out_dir=str(out / f"member_{i}"), seed=config.seed + i
         )
-        results.append(trainer.train(member))
+        results.append(train_member(member))
     atomic_write_json(
         out / "ensemble.json",
         {"k": k, "share_minority": share_minority, "seed": config.seed, "chunks": summary},

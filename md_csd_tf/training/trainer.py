@@ -546,7 +546,7 @@ def _train_ensemble(config: TrainConfig) -> TrainResult:
     check_writable(config.out_dir, "folder", "--out")
     with OutputLock(config.out_dir, "md-csd train (ensemble)"):
         result = train_ensemble(
-            dataclasses.replace(config, ensemble=1), k=config.ensemble, share_minority=True
+            dataclasses.replace(config, ensemble=1), train, k=config.ensemble, share_minority=True
         )
     members = result.members
     return TrainResult(
