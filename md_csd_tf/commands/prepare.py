@@ -17,6 +17,7 @@ def _csv_list(text: str) -> tuple[str, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from md_csd_tf.prep.landmarks import SOURCES  # TensorFlow-free
+    from md_csd_tf.prep.video import SAMPLINGS
 
     parser.add_argument("--dataset", required=True, choices=("ffpp", "dfd", "celebdf"))
     parser.add_argument("--root", required=True, help="dataset folder exactly as downloaded")
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="frames per video (default, paper: FF++ 270 train / 100 val+test; Celeb-DF, DFD 25)",
     )  # fmt: skip
     parser.add_argument(
-        "--sampling", choices=("consecutive", "uniform"), default=None,
+        "--sampling", choices=SAMPLINGS, default=None,
         help="default, paper: consecutive from frame 0 for FF++, uniform for Celeb-DF and DFD",
     )  # fmt: skip
     parser.add_argument("--format", choices=("png", "jpg"), default="png")

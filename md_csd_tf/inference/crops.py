@@ -22,13 +22,12 @@ import numpy as np
 
 from md_csd_tf.errors import UserError
 from md_csd_tf.prep.faces import Box, FaceCropper
-from md_csd_tf.prep.video import STRIDED, VideoError, iter_frames
+from md_csd_tf.prep.video import PREDICT_SAMPLINGS, STRIDED, VideoError, iter_frames
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 )
-SAMPLINGS = ("uniform", STRIDED)
 DEFAULT_FRAMES = 32  # evenly spaced frames per video; FF++ test videos give 32 crops in ~5 s
 DEFAULT_DETECT_MAX_SIDE = 640  # FaceCropper's; see its docstring for why
 #: `models.saving.METADATA_FILE`, read here without importing Keras (that module does).
@@ -71,8 +70,8 @@ def video_crops(
         InputError: not a readable video, no frame decoded, or no face in any sampled frame.
     """
     path = os.fspath(path)
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    if sampling not in PREDICT_SAMPLINGS:
+        raise ValueError(f"sampling must be one of {PREDICT_SAMPLINGS}, got {sampling!r}")
     if sampling == STRIDED and (every_k is None or every_k < 1):
         raise ValueError("sampling='every' needs every_k >= 1")
     timings = collections.defaultdict(float) if timings is None else timings

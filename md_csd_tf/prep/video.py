@@ -15,6 +15,7 @@ import numpy as np
 
 SAMPLINGS = ("consecutive", "uniform")  # what data preparation offers (the paper's protocols)
 STRIDED = "every"  # predict's third way: every k-th frame from the first
+PREDICT_SAMPLINGS = ("uniform", STRIDED)  # what predict offers: evenly spaced or every k-th
 
 
 class VideoError(Exception):
