@@ -65,6 +65,14 @@ learning_rate = float_range(0.0, low_open=True)
 jpeg_quality = int_range(1, 100)  # OpenCV's JPEG encoder accepts 0..100; 0 is not an image
 
 
+def aggregates() -> list[str]:
+    """The `--aggregate` choices (`evaluation.metrics.AGGREGATES`), imported only when a
+    command's parser is built: metrics pulls in pandas and scikit-learn."""
+    from md_csd_tf.evaluation.metrics import AGGREGATES
+
+    return list(AGGREGATES)
+
+
 def fakes(text: str) -> str:
     """Training fakes: dataset, sbi, fwa, xray or a mix such as dataset+sbi (`--fakes`)."""
     from md_csd_tf.data.pseudo_fakes import parse_fakes

@@ -5,16 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from md_csd_tf.commands._options import positive, probability
+from md_csd_tf.commands._options import aggregates, positive, probability
 
 NAME = "evaluate"
 HELP = "score a saved model on prepared crops: accuracy, AUC, EER, AP; metrics.json, predictions.csv, roc.png"
-
-
-def _aggregates():
-    from md_csd_tf.evaluation.metrics import AGGREGATES
-
-    return list(AGGREGATES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compression", default=None)
     parser.add_argument("--methods", nargs="+", default=None)
     parser.add_argument(
-        "--aggregate", choices=_aggregates(), default=None,
+        "--aggregate", choices=aggregates(), default=None,
         help="video score (default: the detector's recipe; the paper's mean for MD-CSD)",
     )  # fmt: skip
     parser.add_argument("--threshold", type=probability, default=0.5)

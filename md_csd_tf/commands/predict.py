@@ -5,19 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from md_csd_tf.commands._options import non_negative, positive, probability
+from md_csd_tf.commands._options import aggregates, non_negative, positive, probability
 
 NAME = "predict"
 HELP = (
     "score videos and images (folders are searched recursively) with the shipped detector or a "
     "saved model: face crops as in data prep, per-frame fake probability, video score, verdict"
 )
-
-
-def _aggregates():
-    from md_csd_tf.evaluation.metrics import AGGREGATES
-
-    return list(AGGREGATES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="score every K-th frame from the first instead of evenly spaced frames",
     )  # fmt: skip
     parser.add_argument(
-        "--aggregate", choices=_aggregates(), default=None,
+        "--aggregate", choices=aggregates(), default=None,
         help="video score: mean frame probability (paper) or fraction of frames voting fake",
     )  # fmt: skip
     parser.add_argument(
