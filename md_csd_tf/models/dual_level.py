@@ -31,6 +31,7 @@ import keras
 import tensorflow as tf
 
 from md_csd_tf.losses import AUCLoss
+from md_csd_tf.models.imagenet import IMAGENET_CAFFE_BGR_MEAN
 from md_csd_tf.models.registry import Option, Recipe, register
 
 PAPER = (
@@ -42,16 +43,14 @@ PAPER = (
 CONTRACT_CONSTANTS = ("detector", "branches", "transform")
 LEVEL_LOSSES = ("auc", "bce")
 
-# ResNet-50's ImageNet pixels ("caffe" mode): BGR order, per-channel mean removed, no scaling.
-IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
-
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
 class CaffePixels(keras.layers.Layer):
-    """RGB 0..255 to ResNet-50's input: channels reversed to BGR, ImageNet mean subtracted."""
+    """RGB 0..255 to ResNet-50's input ("caffe" mode): channels reversed to BGR, ImageNet mean
+    subtracted, no scaling."""
 
     def call(self, x):
-        return x[..., ::-1] - tf.constant(IMAGENET_BGR_MEAN, x.dtype)
+        return x[..., ::-1] - tf.constant(IMAGENET_CAFFE_BGR_MEAN, x.dtype)
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
