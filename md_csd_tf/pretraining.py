@@ -52,7 +52,8 @@ def prepare_data(config: PretrainConfig, out: str | Path, progress: bool = True)
             (checked before anything is fetched or rendered).
     """
     from md_csd_tf.data.pseudo_fakes import sbi_crops
-    from md_csd_tf.prep.extract import ExtractConfig, extract_faces, rebuild_manifest
+    from md_csd_tf.prep.crop_folders import rebuild_manifest
+    from md_csd_tf.prep.extract import ExtractConfig, extract_faces
     from md_csd_tf.prep.landmarks import add_landmarks, check_model, check_source, resolve_source
     from md_csd_tf.prep.real_faces import (
         corpus_splits,
