@@ -9,7 +9,7 @@ from md_csd_tf.models.capsule import (
     RECIPE,
     DynamicRouting,
     StatisticalPooling,
-    build_capsule,
+    build as build_capsule,
     class_probability_model,
     copy_vgg19_weights,
     published_capsule_loss,

@@ -98,8 +98,8 @@ def model_inputs(model, crops: tf.Tensor) -> dict[str, tf.Tensor]:
 
 
 def spectrum_in_model(model) -> bool:
-    """Whether `model` computes its frequency input itself (models without the option: no)."""
-    return bool(getattr(model, "spectrum_in_model", False))
+    """Whether `model` computes its frequency input itself (`DetectorModel.spectrum_in_model`)."""
+    return bool(model.spectrum_in_model)
 
 
 @functools.cache

@@ -30,7 +30,7 @@ def predict_frames(
 
         bad = int((~np.isfinite(scored["prob"])).sum())
         raise UserError(
-            f"{getattr(model, 'detector', 'the model')}: {bad} of {len(scored)} scores are NaN "
+            f"{model.detector or 'the model'}: {bad} of {len(scored)} scores are NaN "
             "or inf (its training diverged); retrain it, e.g. with a lower --base-lr"
         )
     return scored
@@ -53,7 +53,7 @@ def evaluate_model(
     if how is None:
         from md_csd_tf.models.registry import recipe_of
 
-        how = recipe_of(model).video_aggregate if hasattr(model, "detector") else "mean"
+        how = recipe_of(model).video_aggregate
     check_crops_exist(frames, frames.attrs.get("source", "the manifest"))
     scored = predict_frames(model, frames, batch_size, verbose)
     keep = [c for c in (*REQUIRED_COLUMNS, "prob") if c in scored]

@@ -41,6 +41,7 @@ from md_csd_tf.inference.crops import (  # noqa: F401 - IMAGE_/VIDEO_EXTENSIONS,
     input_kind,
     video_crops,
 )
+from md_csd_tf.models.base import DetectorModel
 from md_csd_tf.models.saving import get_metadata
 from md_csd_tf.prep.faces import Box, FaceCropper
 
@@ -199,11 +200,10 @@ class Detector:
         track: bool = True,
         threshold: float | None = None,
     ):
-        missing = [a for a in ("branches", "transform", "image_size") if not hasattr(model, a)]
-        if missing:
+        if not isinstance(model, DetectorModel):
             raise UserError(
-                f"{type(model).__name__} is not an md-csd-tf model (no {', '.join(missing)}); "
-                "use a model built by md_csd_tf.build_model and saved by training."
+                f"{type(model).__name__} is not an md-csd-tf model (not a DetectorModel); "
+                "use a model built by md_csd_tf.build_detector and saved by training."
             )
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -222,7 +222,7 @@ class Detector:
         self.image_size = int(model.image_size)
         # Faces are cut at the size of the crops the model was trained on (data preparation's
         # --image-size, recorded in the model) and then resized like training crops were.
-        crop_size = int(getattr(model, "crop_size", None) or self.image_size)
+        crop_size = int(model.crop_size or self.image_size)
         self.cropper = cropper or FaceCropper(image_size=crop_size, detect_max_side=detect_max_side)
         self.track = bool(track)
         self.timings: dict[str, float] = collections.defaultdict(float)
@@ -261,10 +261,10 @@ class Detector:
 
             return cls(load_ensemble_folder(path), **kwargs)
         model = load_model(path, compile=False)
-        if not all(hasattr(model, a) for a in ("branches", "transform", "image_size")):
+        if not isinstance(model, DetectorModel):
             raise UserError(
-                f"{os.fspath(path)}: a Keras model, but not an md-csd-tf detector (it has "
-                "no branches/transform); pass the best.keras of an md-csd-tf training run."
+                f"{os.fspath(path)}: a Keras model, but not an md-csd-tf detector (not a "
+                "DetectorModel); pass the best.keras of an md-csd-tf training run."
             )
         return cls(model, **kwargs)
 

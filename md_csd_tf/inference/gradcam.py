@@ -71,7 +71,7 @@ class GradCamExplainer:
             from md_csd_tf.errors import UserError
 
             raise UserError(
-                f"{getattr(model, 'detector', type(model).__name__)}: Grad-CAM reads MD-CSD's "
+                f"{model.detector}: Grad-CAM reads MD-CSD's "
                 f"Xception branches (layer {last_conv_layer(missing[0])}), which this detector "
                 "does not have; explain an md_csd* model"
             )

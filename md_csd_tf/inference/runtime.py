@@ -25,25 +25,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from md_csd_tf.data.inputs import spectrum_in_model
 from md_csd_tf.errors import UserError
 from md_csd_tf.inference.export import SIGNATURE, export_saved_model
 
 RUNTIMES = ("tflite",)
-
-
-def with_spectrum_in_model(model):
-    """`model`, or a copy that computes its frequency input itself (same weights)."""
-    if "freq" not in model.branches or spectrum_in_model(model):
-        return model
-    if not hasattr(model, "spectrum_in_model"):
-        raise UserError(
-            f"{model.detector}: reads a tf.data spectrum and has no spectrum_in_model option; "
-            "it cannot be exported to a runtime without TensorFlow's signal ops"
-        )
-    copy = type(model).from_config({**model.get_config(), "spectrum_in_model": True})
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def export_tflite(model, out_path: str | os.PathLike) -> Path:
@@ -66,7 +51,7 @@ def export_tflite(model, out_path: str | os.PathLike) -> Path:
     # converting a concrete function of the Keras 3 model directly left its variables unfrozen
     # and the TFLite model returned NaN.
     with tempfile.TemporaryDirectory() as saved:
-        export_saved_model(with_spectrum_in_model(model), saved)
+        export_saved_model(model.with_spectrum_in_model(), saved)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[SIGNATURE])
         # Float32 throughout: no quantisation, so scores stay within 1e-3 of Keras.
         try:

@@ -37,12 +37,13 @@ Where we chose (also in docs/detectors.md):
 
 from __future__ import annotations
 
-import os
-
 import keras
 import tensorflow as tf
 
+from md_csd_tf.models.base import DetectorModel
+from md_csd_tf.models.multi_loss import MultiLossSteps
 from md_csd_tf.models.registry import Recipe, register
+from md_csd_tf.models.weights import backbone_source
 
 PAPER = (
     "Attention Network for Deepfake Detection (public repository, README: Xception encoder, "
@@ -50,9 +51,6 @@ PAPER = (
     "blocks); on RECCE: Cao et al., End-to-End Reconstruction-Classification Learning for Face "
     "Forgery Detection, CVPR 2022, Sec. 3 (losses BCE + 0.1 rec + 0.1 metric)"
 )
-
-CONTRACT_CONSTANTS = ("detector", "branches", "transform")
-
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
 class FrequencyFilter(keras.layers.Layer):
@@ -179,11 +177,14 @@ def real_compact_metric_loss(labels, embeddings) -> tf.Tensor:
 # -- the model ---------------------------------------------------------------------------------
 
 
-def _encoder(image_size: int, weights=None) -> keras.Model:
-    """Keras' Xception cut after block 4 (the end of the entry flow)."""
-    xception = keras.applications.Xception(
+def _xception(image_size: int, weights=None) -> keras.Model:
+    return keras.applications.Xception(
         include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
     )
+
+
+def _encoder(xception: keras.Model) -> keras.Model:
+    """Keras' Xception cut after block 4 (the end of the entry flow)."""
     names = [layer.name for layer in xception.layers]
     # The residual Add after block4_pool ends block 4; its auto-generated name varies.
     block4 = xception.layers[names.index("block4_pool") + 1]
@@ -195,7 +196,7 @@ def _layers(image_size: int, dim: int, noise_std: float, blocks: int) -> dict:
     layers = {
         "xception_pixels": keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="xception_pixels"),
         "noise": keras.layers.GaussianNoise(noise_std, name="noise"),
-        "xception_entry": _encoder(image_size),
+        "xception_entry": _encoder(_xception(image_size)),
         "rgb_projection": conv(dim, 1, name="rgb_projection"),
         "freq_projection": conv(dim, 1, name="freq_projection"),
         "frequency_filter": FrequencyFilter(2 * dim, name="frequency_filter"),
@@ -244,7 +245,7 @@ def _forward(layer, rgb, blocks: int, training=None, reconstruct: bool = False):
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
-class AttentionNet(keras.Model):
+class AttentionNet(MultiLossSteps, DetectorModel):
     """Xception encoder + decoder, frequency filter, 4 cross-modality fusion blocks, classifier.
 
     Compile with `loss=None` (recipe `loss="model"`): the model adds its losses in
@@ -265,8 +266,11 @@ class AttentionNet(keras.Model):
     """
 
     detector = "attention_net"
-    branches = ("rgb",)
-    transform = "dct"  # unused: the model computes its own FFT of features, not of pixels
+    config_keys = (
+        "image_size", "dim", "blocks", "noise_std", "reconstruction_weight", "metric_weight",
+        "crop_size",
+    )  # fmt: skip
+    loss_names = ("loss", "bce_loss", "reconstruction_loss", "metric_loss")
 
     def __init__(
         self,
@@ -295,10 +299,7 @@ class AttentionNet(keras.Model):
         # Outside the functional graph (the contract's output is P(fake) alone), tracked as an
         # attribute so `.keras` saving keeps its weights; `losses_of` calls it.
         self.decoder = _decoder(layers["xception_entry"].output.shape[1:], image_size)
-        self.trackers = {
-            key: keras.metrics.Mean(name=key)
-            for key in ("loss", "bce_loss", "reconstruction_loss", "metric_loss")
-        }
+        self.track_losses()
 
     def losses_of(self, x, y, sample_weight=None, training=False):
         """`(dict of losses, P(fake))` of one batch from one forward pass."""
@@ -327,66 +328,18 @@ class AttentionNet(keras.Model):
     def _layer(self, name):
         return self.decoder if name == "decoder" else self.get_layer(name)
 
-    def _logs(self, x, y, probability, sample_weight, losses):
-        for key, value in losses.items():
-            self.trackers[key].update_state(value)
-        labels = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
-        logs = self.compute_metrics(x, labels, probability, sample_weight=sample_weight)
-        # No compiled loss: Keras' own tracker is never fed; ours carry the losses.
-        logs.update({key: tracker.result() for key, tracker in self.trackers.items()})
-        return logs
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            losses, probability = self.losses_of(x, y, sample_weight, training=True)
-            # Replica gradients are summed under tf.distribute: scale as Keras does.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(losses["loss"] / replicas)
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._logs(x, y, probability, sample_weight, losses)
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        losses, probability = self.losses_of(x, y, sample_weight, training=False)
-        return self._logs(x, y, probability, sample_weight, losses)
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_size": self.image_size,
-            "dim": self.dim,
-            "blocks": self.blocks,
-            "noise_std": self.noise_std,
-            "reconstruction_weight": self.reconstruction_weight,
-            "metric_weight": self.metric_weight,
-            "crop_size": self.crop_size,
-            **{key: getattr(self, key) for key in CONTRACT_CONSTANTS},
-        }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        for key in CONTRACT_CONSTANTS:
-            config.pop(key, None)
-        return cls(**config)
-
-
-def build(weights=None, image_size: int = 299, **options) -> AttentionNet:
+def build(
+    image_size: int = 299, weights=None, crop_size: int | None = None, **options
+) -> AttentionNet:
     """Builds `AttentionNet`; `weights`: None (random), "imagenet" (Keras' Xception download,
-    RECCE's initialisation) or a Keras Xception weights file without top."""
-    model = AttentionNet(image_size=image_size, **options)
+    RECCE's initialisation), a Keras Xception weights file without top or a built
+    `keras.applications.Xception` (`models.weights.backbone_source`); its entry flow is copied."""
+    model = AttentionNet(image_size=image_size, crop_size=crop_size, **options)
     if weights is None:
         return model
-    if weights != "imagenet" and not os.path.isfile(os.fspath(weights)):
-        raise FileNotFoundError(
-            f"weights {weights!r}: pass None, 'imagenet' or a Keras Xception weights file "
-            "(include_top=False)."
-        )
-    source = _encoder(image_size, os.fspath(weights))
-    model.get_layer("xception_entry").set_weights(source.get_weights())
+    source = backbone_source(weights, lambda w: _xception(image_size, w), "Xception")
+    model.get_layer("xception_entry").set_weights(_encoder(source).get_weights())
     return model
 
 
@@ -405,6 +358,8 @@ RECIPE = Recipe(
     min_image_size=71,  # Xception's minimum input
     parameters=5_936_324,  # at 299 px (the frequency filter's size follows the feature grid)
 )
+
+LISTING_ORDER = 70  # where `list_detectors()` puts this module's entries
 
 register(
     "attention_net",

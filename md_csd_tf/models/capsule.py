@@ -37,6 +37,7 @@ import functools
 import keras
 from keras import layers, ops
 
+from md_csd_tf.models.base import DetectorModel
 from md_csd_tf.models.imagenet import IMAGENET_CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD
 
 # VGG19 up to block3_pool, as (block, convolutions, filters); names follow keras.applications so
@@ -282,7 +283,7 @@ def _primary_capsule(features, index: int, bn_momentum: float):
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
-class CapsuleForensics(keras.Model):
+class CapsuleForensics(DetectorModel):
     """Capsule-Forensics v2 (Nguyen et al., arXiv:1910.12467) as a registry detector.
 
     Takes `{"rgb": (B, S, S, 3) float32 pixels 0..255}` and returns `(B, 1)`: P(fake), the
@@ -303,7 +304,7 @@ class CapsuleForensics(keras.Model):
             expect; the paper's mean/std ("torch") fits torchvision's weights.
         bn_momentum: BatchNormalization momentum of the primary capsules (0.9 = PyTorch's 0.1).
         train_stem: train the VGG19 stem too. False as published (an ImageNet stem, frozen);
-            `build_capsule` sets it when there are no pretrained weights, since a frozen
+            `build` sets it when there are no pretrained weights, since a frozen
             random stem only passes noise on (the stand-in demo and smoke runs, offline).
         seed: seed of the routing noise and dropout.
         crop_size: side of the training crops (None = image_size); set by the trainer.
@@ -311,8 +312,10 @@ class CapsuleForensics(keras.Model):
     """
 
     detector = "capsule"
-    branches = ("rgb",)
-    transform = "dct"
+    config_keys = (
+        "image_size", "iterations", "noise_stddev", "prior_dropout", "primary_squash",
+        "pixel_normalisation", "bn_momentum", "train_stem", "seed", "crop_size",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -374,26 +377,6 @@ class CapsuleForensics(keras.Model):
         self.seed = seed
         self.crop_size = crop_size
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_size": self.image_size,
-            "iterations": self.iterations,
-            "noise_stddev": self.noise_stddev,
-            "prior_dropout": self.prior_dropout,
-            "primary_squash": self.primary_squash,
-            "pixel_normalisation": self.pixel_normalisation,
-            "bn_momentum": self.bn_momentum,
-            "train_stem": self.train_stem,
-            "seed": self.seed,
-            "crop_size": self.crop_size,
-        }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return cls(**config)
-
 
 def copy_vgg19_weights(source: keras.Model, model: CapsuleForensics) -> None:
     """Copies the block1..block3 convolutions of a keras.applications VGG19 by layer name."""
@@ -403,20 +386,26 @@ def copy_vgg19_weights(source: keras.Model, model: CapsuleForensics) -> None:
             model.get_layer(name).set_weights(source.get_layer(name).get_weights())
 
 
-def build_capsule(weights=None, image_size: int = 300, **options) -> CapsuleForensics:
+def build(
+    image_size: int = 300, weights=None, crop_size: int | None = None, **options
+) -> CapsuleForensics:
     """Builds Capsule-Forensics v2 and loads its VGG19 stem.
 
     Args:
         weights: None (a random stem, which then trains with the rest), "imagenet"
             (keras.applications' download, as in the paper) or a path to a Keras VGG19
-            weights file without top.
-        image_size, **options: see `CapsuleForensics`.
+            weights file without top (`models.weights.backbone_source`).
+        image_size, crop_size, **options: see `CapsuleForensics`.
     """
     options.setdefault("train_stem", weights is None)  # see CapsuleForensics.train_stem
-    model = CapsuleForensics(image_size=image_size, **options)
+    model = CapsuleForensics(image_size=image_size, crop_size=crop_size, **options)
     if weights is not None:
-        source = keras.applications.VGG19(
-            include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
+        source = backbone_source(
+            weights,
+            lambda w: keras.applications.VGG19(
+                include_top=False, weights=w, input_shape=(image_size, image_size, 3)
+            ),
+            "VGG19",
         )
         copy_vgg19_weights(source, model)
     return model
@@ -449,6 +438,7 @@ def published_capsule_loss(capsules, labels):
 # -- registry entry ---------------------------------------------------------------------------
 
 from md_csd_tf.models.registry import Recipe, register  # noqa: E402
+from md_csd_tf.models.weights import backbone_source  # noqa: E402
 
 RECIPE = Recipe(
     paper=(
@@ -470,9 +460,11 @@ RECIPE = Recipe(
     cited={"III": "Capsule [39]"},  # where the MD-CSD paper cites it
 )
 
+LISTING_ORDER = 30  # where `list_detectors()` puts this module's entries
+
 register(
     "capsule",
-    build_capsule,
+    build,
     RECIPE,
     "Capsule-Forensics v2: frozen VGG19 stem, 10 primary capsules, 2-iteration routing",
 )

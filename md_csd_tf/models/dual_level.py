@@ -25,14 +25,15 @@ Where we chose (also in docs/detectors.md):
 
 from __future__ import annotations
 
-import os
-
 import keras
 import tensorflow as tf
 
 from md_csd_tf.losses import AUCLoss
+from md_csd_tf.models.base import DetectorModel
 from md_csd_tf.models.imagenet import IMAGENET_CAFFE_BGR_MEAN
+from md_csd_tf.models.multi_loss import MultiLossSteps
 from md_csd_tf.models.registry import Option, Recipe, register
+from md_csd_tf.models.weights import backbone_source
 
 PAPER = (
     "Pu et al., Learning a deep dual-level network for robust DeepFake detection, Pattern "
@@ -40,7 +41,6 @@ PAPER = (
     "loss 0.6 video + 0.4 frame, AUC loss alpha 0.5, gamma 0.15, p 2)"
 )
 
-CONTRACT_CONSTANTS = ("detector", "branches", "transform")
 LEVEL_LOSSES = ("auc", "bce")
 
 
@@ -89,7 +89,7 @@ def _resnet(image_size: int, weights=None, stages: int = 4) -> keras.Model:
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
-class DualLevel(keras.Model):
+class DualLevel(MultiLossSteps, DetectorModel):
     """Per-frame ResNet-50 -> 3-layer GRU -> frame head and video head; reads clips.
 
     `__call__`/`predict` take `{"rgb": (B, T, S, S, 3)}` and return the video-level P(fake)
@@ -114,8 +114,12 @@ class DualLevel(keras.Model):
     """
 
     detector = "dual_level"
-    branches = ("rgb",)
-    transform = "dct"  # unused: the model reads no spectrum
+    config_keys = (
+        "image_size", "clip_frames", "units", "layers", "video_weight", "level_loss",
+        "resnet_stages", "crop_size",
+    )  # fmt: skip
+    config_attributes = {"layers": "layers_count"}  # Keras' `Model.layers` owns the name
+    loss_names = ("loss", "video_loss", "frame_loss")
 
     def __init__(
         self,
@@ -160,17 +164,16 @@ class DualLevel(keras.Model):
         self.resnet_stages = resnet_stages
         self.crop_size = crop_size
         self._frame_model = keras.Model({"rgb": clip}, [video_probability, frame_probability])
-        self.trackers = {
-            k: keras.metrics.Mean(name=k) for k in ("loss", "video_loss", "frame_loss")
-        }
+        self.track_losses()
 
     def _level_loss(self, labels, probabilities):
         if self.level_loss == "auc":
             return AUCLoss()(labels, probabilities)
         return tf.reduce_mean(keras.losses.binary_crossentropy(labels, probabilities))
 
-    def losses_of(self, x, y, training=False):
-        """`(losses dict, video P(fake) (B, 1))`; `y` is `{"video", "frame"}` or `(B,)`."""
+    def losses_of(self, x, y, sample_weight=None, training=False):
+        """`(losses dict, video P(fake) (B, 1))`; `y` is `{"video", "frame"}` or `(B,)`.
+        Sample weights are not used (clip batches carry none)."""
         video, frames = self._frame_model(x, training=training)
         if isinstance(y, dict):
             video_labels, frame_labels = y["video"], y["frame"]
@@ -184,70 +187,27 @@ class DualLevel(keras.Model):
         total = self.video_weight * video_loss + (1.0 - self.video_weight) * frame_loss
         return {"loss": total, "video_loss": video_loss, "frame_loss": frame_loss}, video
 
-    def _logs(self, x, y, probability, losses):
-        for key, value in losses.items():
-            self.trackers[key].update_state(value)
-        labels = y["video"] if isinstance(y, dict) else y
-        labels = tf.reshape(tf.cast(labels, tf.float32), [-1, 1])
-        logs = self.compute_metrics(x, labels, probability)
-        logs.update({key: tracker.result() for key, tracker in self.trackers.items()})
-        return logs
-
-    def train_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            losses, probability = self.losses_of(x, y, training=True)
-            # Replica gradients are summed under tf.distribute: scale as Keras does.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(losses["loss"] / replicas)
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._logs(x, y, probability, losses)
-
-    def test_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        losses, probability = self.losses_of(x, y, training=False)
-        return self._logs(x, y, probability, losses)
+    def metric_labels(self, y):
+        """The compiled metrics score the video head against the clip labels."""
+        return y["video"] if isinstance(y, dict) else y
 
     def frame_model(self) -> keras.Model:
         """The same inputs to `[video P(fake) (B, 1), frame P(fake) (B, T, 1)]`."""
         return self._frame_model
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_size": self.image_size,
-            "clip_frames": self.clip_frames,
-            "units": self.units,
-            "layers": self.layers_count,
-            "video_weight": self.video_weight,
-            "level_loss": self.level_loss,
-            "resnet_stages": self.resnet_stages,
-            "crop_size": self.crop_size,
-            **{key: getattr(self, key) for key in CONTRACT_CONSTANTS},
-        }
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        for key in CONTRACT_CONSTANTS:
-            config.pop(key, None)
-        return cls(**config)
-
-
-def build(weights=None, image_size: int = 224, **options) -> DualLevel:
+def build(
+    image_size: int = 224, weights=None, crop_size: int | None = None, **options
+) -> DualLevel:
     """Builds `DualLevel`; `weights`: None (random), "imagenet" (Keras' ResNet-50 download, as
-    published) or a Keras ResNet-50 weights file without top."""
-    model = DualLevel(image_size=image_size, **options)
+    published) or a Keras ResNet-50 weights file without top (`models.weights.backbone_source`;
+    with `resnet_stages` < 4, its first stages are copied)."""
+    model = DualLevel(image_size=image_size, crop_size=crop_size, **options)
     if weights is None:
         return model
-    if weights != "imagenet" and not os.path.isfile(os.fspath(weights)):
-        raise FileNotFoundError(
-            f"weights {weights!r}: pass None, 'imagenet' or a Keras ResNet-50 weights file "
-            "(include_top=False)."
-        )
-    source = _resnet(image_size, os.fspath(weights), model.resnet_stages)
+    source = backbone_source(
+        weights, lambda w: _resnet(image_size, w, model.resnet_stages), "ResNet50"
+    )
     model.get_layer("frames").layer.set_weights(source.get_weights())
     return model
 
@@ -268,6 +228,8 @@ RECIPE = Recipe(
     min_image_size=32,  # ResNet-50's minimum input
     parameters=26_148_738,  # ResNet-50 23,587,712 + GRUs + heads; independent of T
 )
+
+LISTING_ORDER = 80  # where `list_detectors()` puts this module's entries
 
 register(
     "dual_level",

@@ -27,21 +27,21 @@ Where we chose (docs/detectors.md):
 
 from __future__ import annotations
 
-import os
-
 import keras
 import numpy as np
 from keras import layers
 
 # ImageNet statistics of 0..1 pixels (torchvision's, which Bonettini et al. use, and Keras').
 from md_csd_tf.models.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from md_csd_tf.models.base import DetectorModel
 from md_csd_tf.models.registry import Recipe, register
+from md_csd_tf.models.weights import backbone_source
 
 BACKBONE = "efficientnetb4"  # the name keras.applications gives the nested backbone model
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
-class EfficientNetB4Detector(keras.Model):
+class EfficientNetB4Detector(DetectorModel):
     """Keras' EfficientNet-B4 with global average pooling, dropout and one sigmoid unit.
 
     Input: `{"rgb": (B, H, W, 3) float32 pixels 0..255}`, fed as is to the backbone, whose first
@@ -57,8 +57,7 @@ class EfficientNetB4Detector(keras.Model):
     """
 
     detector = "efficientnet_b4"
-    branches = ("rgb",)
-    transform = "dct"  # unused: the model reads no spectrum
+    config_keys = ("image_size", "dropout", "crop_size")
 
     def __init__(
         self,
@@ -70,7 +69,7 @@ class EfficientNetB4Detector(keras.Model):
         if image_size < 32:
             raise ValueError(f"EfficientNet needs image_size >= 32, got {image_size}.")
         rgb = keras.Input((image_size, image_size, 3), name="rgb", dtype="float32")
-        # Random here; ImageNet weights arrive through `build_efficientnet_b4`, so that reloading
+        # Random here; ImageNet weights arrive through `build`, so that reloading
         # a saved model never reaches for the download.
         backbone = keras.applications.EfficientNetB4(
             include_top=False,
@@ -98,15 +97,6 @@ class EfficientNetB4Detector(keras.Model):
         """Freezes (or unfreezes) EfficientNet-B4, leaving the head trainable (BatchNorm layers
         then run in inference mode). The recipe has no head stage; this is for users."""
         self.backbone.trainable = not frozen
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_size": self.image_size,
-            "dropout": self.dropout,
-            "crop_size": self.crop_size,
-        }
 
 
 def _normalization_layer(backbone: keras.Model) -> layers.Normalization:
@@ -143,8 +133,8 @@ def copy_efficientnet_weights(source: keras.Model, backbone: keras.Model) -> int
     return copied
 
 
-def build_efficientnet_b4(
-    image_size: int = 224, weights=None, dropout: float = 0.4, crop_size: int | None = None
+def build(
+    image_size: int = 224, weights=None, crop_size: int | None = None, dropout: float = 0.4
 ) -> EfficientNetB4Detector:
     """Builds the EfficientNet-B4 detector.
 
@@ -160,22 +150,13 @@ def build_efficientnet_b4(
     model = EfficientNetB4Detector(image_size=image_size, dropout=dropout, crop_size=crop_size)
     if weights is None:
         return model
-    if isinstance(weights, keras.Model):
-        source = weights
-    elif isinstance(weights, (str, os.PathLike)):
-        weights = os.fspath(weights)
-        if weights != "imagenet" and not os.path.isfile(weights):
-            raise FileNotFoundError(
-                f"weights file {weights!r} does not exist; pass 'imagenet', None or a Keras "
-                "EfficientNetB4 weights file (include_top=False)."
-            )
-        source = keras.applications.EfficientNetB4(
-            include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
-        )
-    else:
-        raise TypeError(
-            f"weights must be None, 'imagenet', a path or a keras.Model; got {weights!r}"
-        )
+    source = backbone_source(
+        weights,
+        lambda w: keras.applications.EfficientNetB4(
+            include_top=False, weights=w, input_shape=(image_size, image_size, 3)
+        ),
+        "EfficientNetB4",
+    )
     copy_efficientnet_weights(source, model.backbone)
     return model
 
@@ -200,9 +181,11 @@ RECIPE = Recipe(
     cited={"II": "EfficientNet-B4 [45]", "III": "EfficientNet-B4 [45]"},  # in the MD-CSD paper
 )
 
+LISTING_ORDER = 40  # where `list_detectors()` puts this module's entries
+
 register(
     "efficientnet_b4",
-    build_efficientnet_b4,
+    build,
     RECIPE,
     "ImageNet EfficientNet-B4, dropout 0.4 and a sigmoid unit (Bonettini et al.'s recipe)",
 )

@@ -20,6 +20,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from md_csd_tf.models.base import DetectorModel
+
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
 class MajorityVote(keras.layers.Layer):
@@ -61,12 +63,13 @@ def _input_specs(member: keras.Model) -> dict[str, tuple]:
     return {key: tuple(tensor.shape[1:]) for key, tensor in structure.items()}
 
 
-# The contract's attributes of an ensemble, all derived from its members.
+# The contract's attributes of an ensemble, all derived from its members: written into its
+# config for a reader of the file, never constructor arguments.
 DERIVED = ("detector", "ensemble", "image_size", "branches", "transform", "crop_size")
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
-class VoteEnsemble(keras.Model):
+class VoteEnsemble(DetectorModel):
     """K detectors combined by majority vote; output = fraction of members voting fake.
 
     Args:
@@ -76,14 +79,18 @@ class VoteEnsemble(keras.Model):
         threshold: a member votes fake when P(fake) > threshold.
         name, trainable: Keras'.
 
-    Attributes (the detector contract, taken from the first member):
+    Attributes (the detector contract, `DetectorModel`'s, taken from the first member):
         detector: the members' registry name, so `recipe_of` gives their recipe.
         ensemble: K.
-        image_size, branches, transform, crop_size: as the members'.
+        image_size, branches, transform, crop_size, spectrum_in_model, clip_frames: as the
+            members'.
 
     Reference:
         Kumar et al., IWBF 2020, and the official README: 7 chunks, max voting (96% -> 98%).
     """
+
+    config_keys = ("threshold",)
+    config_facts = DERIVED
 
     def __init__(
         self,
@@ -125,9 +132,11 @@ class VoteEnsemble(keras.Model):
     def ensemble(self) -> int:
         return len(self.members)
 
+    # Members are detectors, but a member of another class (a test's stand-in) may lack an
+    # optional fact: read those with the contract's defaults.
     @property
-    def detector(self) -> str | None:
-        return getattr(self.members[0], "detector", None)
+    def detector(self) -> str:
+        return getattr(self.members[0], "detector", "")
 
     @property
     def image_size(self) -> int:
@@ -139,26 +148,24 @@ class VoteEnsemble(keras.Model):
 
     @property
     def transform(self) -> str:
-        return self.members[0].transform
+        return getattr(self.members[0], "transform", DetectorModel.transform)
 
     @property
     def crop_size(self) -> int | None:
         return getattr(self.members[0], "crop_size", None)
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "members": [keras.saving.serialize_keras_object(m) for m in self.members],
-            "threshold": self.threshold,
-            # Derived from the members, listed for the contract; not constructor arguments.
-            **{key: getattr(self, key) for key in DERIVED},
-        }
+    @property
+    def spectrum_in_model(self) -> bool:
+        return bool(getattr(self.members[0], "spectrum_in_model", False))
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = {k: v for k, v in config.items() if k not in DERIVED}
-        return cls(**config)
+    @property
+    def clip_frames(self) -> int | None:
+        return getattr(self.members[0], "clip_frames", None)
+
+    def get_config(self):
+        config = super().get_config()  # threshold, then the derived facts
+        config["members"] = [keras.saving.serialize_keras_object(m) for m in self.members]
+        return config
 
 
 def renamed(model: keras.Model, name: str) -> keras.Model:

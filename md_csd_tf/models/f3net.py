@@ -43,6 +43,7 @@ import numpy as np
 from keras import layers, ops
 
 from md_csd_tf.frequency import dct_matrix
+from md_csd_tf.models.base import DetectorModel
 from md_csd_tf.models.registry import Recipe, register
 from md_csd_tf.models.xception import xception_source
 
@@ -145,7 +146,7 @@ class FrequencyAwareDecomposition(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
-class F3NetFAD(keras.Model):
+class F3NetFAD(DetectorModel):
     """F3-Net's FAD branch: FAD on [-1, 1] pixels, a 12-channel Xception, one sigmoid unit.
 
     Input: `{"rgb": (B, H, W, 3) float32 pixels 0..255}`. Output: `(B, 1)` float32 P(fake).
@@ -160,8 +161,7 @@ class F3NetFAD(keras.Model):
     """
 
     detector = "f3net_fad"
-    branches = ("rgb",)
-    transform = "dct"  # unused: the model computes its own DCT from the pixels
+    config_keys = ("image_size", "band_edges", "offset_stddev", "dropout", "crop_size")
 
     def __init__(
         self,
@@ -210,17 +210,6 @@ class F3NetFAD(keras.Model):
         The recipe has no head stage; this is for users."""
         self.backbone.trainable = not frozen
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_size": self.image_size,
-            "band_edges": self.band_edges,
-            "offset_stddev": self.offset_stddev,
-            "dropout": self.dropout,
-            "crop_size": self.crop_size,
-        }
-
 
 def copy_rgb_xception_weights(source: keras.Model, backbone: keras.Model) -> int:
     """Copies a 3-channel Keras Xception into the 12-channel one, F3-Net's way.
@@ -245,13 +234,13 @@ def copy_rgb_xception_weights(source: keras.Model, backbone: keras.Model) -> int
     return len(targets)
 
 
-def build_f3net_fad(
+def build(
     image_size: int = 299,
     weights=None,
+    crop_size: int | None = None,
     band_edges: tuple[float, float] = (1 / 16, 1 / 8),
     offset_stddev: float = 0.1,
     dropout: float = 0.2,
-    crop_size: int | None = None,
 ) -> F3NetFAD:
     """Builds F3-Net's FAD branch.
 
@@ -292,9 +281,11 @@ RECIPE = Recipe(
     cited={"I": "F3-Net [40]", "II": "F3-Net [40]", "III": "F3-Net [40]"},
 )
 
+LISTING_ORDER = 50  # where `list_detectors()` puts this module's entries
+
 register(
     "f3net_fad",
-    build_f3net_fad,
+    build,
     RECIPE,
     "F3-Net's FAD branch: DCT band filters (low/middle/high/all) -> 12-channel Xception",
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import functools
 
 import keras
 from keras import layers
@@ -11,18 +11,20 @@ from md_csd_tf.frequency import TRANSFORMS
 from md_csd_tf.layers.cross_stitch import CrossStitch
 from md_csd_tf.layers.spectrum import Spectrum
 from md_csd_tf.layers.standardization import FrequencyStandardization
+from md_csd_tf.models.base import DetectorModel
 from md_csd_tf.models.variants import HEADS, VARIANTS
 from md_csd_tf.models.xception_spec import (
     apply_block,
     copy_keras_xception_weights,
     xception_stages,
 )
+from md_csd_tf.models.weights import backbone_source
 
 
 # Table V of the paper, one row per variant: which branches exist and after which max-pooling
 # stages a cross-stitch unit joins them.
 @keras.saving.register_keras_serializable(package="md_csd_tf")
-class MDCSDNetwork(keras.Model):
+class MDCSDNetwork(DetectorModel):
     """Two Xception branches (RGB pixels, frequency spectrum) joined by cross-stitch units.
 
     Inputs are a dict with `"rgb"`: face crops as pixels in 0..255, and `"freq"`: the same crops
@@ -63,6 +65,12 @@ class MDCSDNetwork(keras.Model):
 
     Reference: MD-CSDNetwork, Sec. II.B, Fig. 2 and Table V.
     """
+
+    config_keys = (
+        "variant", "transform", "image_size", "middle_blocks", "stitch_self_weight",
+        "stitch_cross_weight", "per_channel_stitch", "dropout", "bn_momentum", "head", "fc_units",
+        "crop_size", "spectrum_in_model",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -166,29 +174,10 @@ class MDCSDNetwork(keras.Model):
         if "freq" in self.branches:
             self.get_layer("freq_standardization").set_statistics(mean, std)
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "variant": self.variant,
-            "transform": self.transform,
-            "image_size": self.image_size,
-            "middle_blocks": self.middle_blocks,
-            "stitch_self_weight": self.stitch_self_weight,
-            "stitch_cross_weight": self.stitch_cross_weight,
-            "per_channel_stitch": self.per_channel_stitch,
-            "dropout": self.dropout,
-            "bn_momentum": self.bn_momentum,
-            "head": self.head,
-            "fc_units": self.fc_units,
-            "crop_size": self.crop_size,
-            "spectrum_in_model": self.spectrum_in_model,
-        }
-
     @classmethod
     def from_config(cls, config, custom_objects=None):
         # Models saved before the head option existed concatenated the pooled features.
-        return cls(**{"head": "pooled", **config})
+        return super().from_config({"head": "pooled", **config}, custom_objects)
 
 
 def build_model(
@@ -220,20 +209,13 @@ def build_model(
 
 
 def _xception_source(rgb_weights, image_size: int) -> keras.Model:
-    if isinstance(rgb_weights, keras.Model):
-        return rgb_weights
-    if isinstance(rgb_weights, (str, os.PathLike)):
-        weights = os.fspath(rgb_weights)
-        if weights != "imagenet" and not os.path.isfile(weights):
-            raise FileNotFoundError(
-                f"rgb_weights file {weights!r} does not exist; pass 'imagenet', None, a Keras "
-                "Xception weights file (include_top=False) or a keras.applications.Xception."
-            )
-        return keras.applications.Xception(
-            include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
-        )
-    raise TypeError(
-        f"rgb_weights must be None, 'imagenet', a path or a keras.Model; got {rgb_weights!r}."
+    return backbone_source(
+        rgb_weights,
+        lambda w: keras.applications.Xception(
+            include_top=False, weights=w, input_shape=(image_size, image_size, 3)
+        ),
+        "Xception",
+        argument="rgb_weights",
     )
 
 
@@ -279,6 +261,21 @@ _OPTIONS = (
 )  # fmt: skip
 
 
+def build(
+    image_size: int = 299,
+    weights=None,
+    crop_size: int | None = None,
+    variant: str = "md_csd",
+    **options,
+) -> MDCSDNetwork:
+    """The registry's builder of MD-CSD and its variants: `build_model` with the registry's
+    signature. `weights` initialises the RGB branch (see `build_model`'s `rgb_weights`); a
+    variant without one ignores it."""
+    rgb_weights = weights if "rgb" in VARIANTS[variant]["branches"] else None
+    options.setdefault("rgb_weights", rgb_weights)
+    return build_model(variant, image_size=image_size, crop_size=crop_size, **options)
+
+
 def _register_variant(variant: str, parameters: int, summary: str) -> None:
     name = "md_csd" if variant == "md_csd" else f"md_csd_{variant}"
     branches = VARIANTS[variant]["branches"]
@@ -304,12 +301,10 @@ def _register_variant(variant: str, parameters: int, summary: str) -> None:
         cited={t: OURS for t in ("I", "II", "III", "IV")} if variant == "md_csd" else {},
     )
 
-    def build(weights=None, **options):
-        options.setdefault("rgb_weights", weights if "rgb" in branches else None)
-        return build_model(variant, **options)
+    register(name, functools.partial(build, variant=variant), recipe, summary, options=_OPTIONS)
 
-    register(name, build, recipe, summary, options=_OPTIONS)
 
+LISTING_ORDER = 0  # where `list_detectors()` puts this module's entries
 
 _register_variant(
     "md_csd", 50_119_783, "MD-CSDNetwork: RGB + log-DCT Xceptions, four cross-stitches"

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from importlib import resources
@@ -44,6 +45,7 @@ import numpy as np
 from keras import layers
 
 from md_csd_tf.errors import UserError
+from md_csd_tf.models.base import DetectorModel
 from md_csd_tf.models.registry import Recipe, register
 
 # (filters, kernel, pool) of each plain convolution block, top to bottom (Fig. 4 and 5).
@@ -104,7 +106,7 @@ def _published_layer_order(variant: str) -> list[str]:
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
-class MesoNet(keras.Model):
+class MesoNet(DetectorModel):
     """Meso-4 or MesoInception-4 on `{"rgb": pixels 0..255}`, returning P(fake) `(B, 1)`.
 
     Args:
@@ -112,12 +114,13 @@ class MesoNet(keras.Model):
         image_size: input side; the paper uses 256 (the head's Dense 16 then reads 8x8x16).
         dropout: rate of both dropouts of the head (0.5 in the paper).
         crop_size: side of the training crops (None = `image_size`), set by the trainer.
-        transform: unused (no frequency input); stored for the registry contract.
 
     Returns (when called): `(batch, 1)` float32, the probability that the face is fake.
 
     Reference: Afchar et al., WIFS 2018, Sec. 3.1 (Fig. 4) and 3.2 (Fig. 5).
     """
+
+    config_keys = ("variant", "image_size", "dropout", "crop_size")
 
     def __init__(
         self,
@@ -125,7 +128,6 @@ class MesoNet(keras.Model):
         image_size: int = 256,
         dropout: float = 0.5,
         crop_size: int | None = None,
-        transform: str = "dct",
         **kwargs,
     ):
         if variant not in VARIANTS:
@@ -154,26 +156,10 @@ class MesoNet(keras.Model):
         self.image_size = image_size
         self.dropout = dropout
         self.crop_size = crop_size
-        self.transform = transform
 
     @property
     def detector(self) -> str:
         return self.variant
-
-    @property
-    def branches(self) -> tuple[str, ...]:
-        return ("rgb",)
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "variant": self.variant,
-            "image_size": self.image_size,
-            "dropout": self.dropout,
-            "crop_size": self.crop_size,
-            "transform": self.transform,
-        }
 
 
 # -- the published weights -----------------------------------------------------------------------
@@ -271,23 +257,23 @@ def load_published_weights(model: MesoNet, path: str, flip_to_fake: bool = True)
         last.set_weights([-kernel, -bias])
 
 
-def build_mesonet(
-    variant: str = "meso4",
+def build(
     image_size: int = 256,
     weights: str | os.PathLike | None = None,
     crop_size: int | None = None,
+    variant: str = "meso4",
     **options,
 ) -> MesoNet:
     """Builds Meso-4 / MesoInception-4 and loads `weights`.
 
     Args:
-        variant: "meso4" or "mesoinception4".
         image_size: input side (256 in the paper; the published weights need 256).
         weights: None (random), a published name (`mesonet-df`, `mesonet-f2f`,
             `mesoinception-df`, `mesoinception-f2f`), a path to one of the authors' Keras 2
             HDF5 files (their P(real) is flipped to P(fake)), or a path to a Keras 3
             `.weights.h5` saved from this model (loaded as is).
         crop_size: side of the training crops (None = `image_size`).
+        variant: "meso4" or "mesoinception4" (each registry name fixes it).
         **options: other `MesoNet` arguments (`dropout`).
 
     Returns:
@@ -360,16 +346,16 @@ def _recipe(parameters: int, variant: str = "meso4") -> Recipe:
 
 
 def _register(variant: str, parameters: int, summary: str) -> None:
-    def build(**options):
-        return build_mesonet(variant, **options)
-
     weights = {
         name: f"{_RESOURCE_DIR}/{filename}"
         for name, (v, filename) in PUBLISHED_WEIGHTS.items()
         if v == variant
     }
-    register(variant, build, _recipe(parameters, variant), summary, weights=weights)
+    builder = functools.partial(build, variant=variant)
+    register(variant, builder, _recipe(parameters, variant), summary, weights=weights)
 
+
+LISTING_ORDER = 20  # where `list_detectors()` puts this module's entries
 
 # count_params(): trainable (27,977 / 28,615, the paper's) + BatchNorm moving statistics.
 _register("meso4", 28_073, "Meso-4 (WIFS 2018): 4 conv blocks, 28k parameters; published weights")

@@ -25,25 +25,21 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import importlib
 import math
+import pkgutil
+import sys
 from collections.abc import Callable, Mapping
 
 from md_csd_tf.errors import UserError
 
-# Modules that register detectors; importing one registers its entries.
-DETECTOR_MODULES = (
-    "md_csd_tf.models.md_csd",
-    "md_csd_tf.models.xception",
-    "md_csd_tf.models.mesonet",
-    "md_csd_tf.models.capsule",
-    "md_csd_tf.models.efficientnet",
-    "md_csd_tf.models.f3net",
-    "md_csd_tf.models.xception_metric",
-    "md_csd_tf.models.attention_net",
-    "md_csd_tf.models.dual_level",
-)
+# Detector modules are found, not listed: every module of `md_csd_tf.models` is imported once
+# (`_load_all`) and those with a `register(...)` line add their entries. A module's
+# `LISTING_ORDER` (an int) places its entries in `list_detectors()`; MD-CSD's family first.
+PACKAGE = "md_csd_tf.models"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,20 +297,54 @@ def register(
 
 
 def _load_all() -> None:
-    for module in DETECTOR_MODULES:
-        importlib.import_module(module)
+    """Imports every module of `md_csd_tf.models` (once), registering their detectors."""
+    package = importlib.import_module(PACKAGE)
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{PACKAGE}.{info.name}")
 
 
-def _order(entry: Entry) -> int:
-    module = getattr(entry.build, "__module__", "")
-    return DETECTOR_MODULES.index(module) if module in DETECTOR_MODULES else len(DETECTOR_MODULES)
+def _module_of(build: Callable) -> str:
+    if isinstance(build, functools.partial):  # a builder with the variant bound (md_csd, meso4)
+        build = build.func
+    return getattr(build, "__module__", "")
+
+
+def _order(entry: Entry) -> tuple[float, str]:
+    module = _module_of(entry.build)
+    order = getattr(sys.modules.get(module), "LISTING_ORDER", math.inf)
+    return (order, module)
 
 
 def list_detectors() -> list[str]:
-    """Every registered detector's name: in `DETECTOR_MODULES` order, then registration order
-    within a module (whichever module a program happened to import first)."""
+    """Every registered detector's name: by its module's `LISTING_ORDER` (modules without one
+    last, by name), then in registration order within a module."""
     _load_all()
     return [e.name for e in sorted(_REGISTRY.values(), key=_order)]  # sorted() is stable
+
+
+def unregister(name: str) -> Entry:
+    """Removes the detector `name` from the registry and returns its entry."""
+    return _REGISTRY.pop(name)
+
+
+@contextlib.contextmanager
+def restored_registry():
+    """Restores the registry as it was on entry when the block ends: a test registers its own
+    detector inside without leaking it into `list_detectors()` for the tests that follow.
+
+    Example:
+        >>> with restored_registry():
+        ...     importlib.reload(example_detector)  # its register(...) line runs again
+        ...     build_detector("example", image_size=32)
+    """
+    _load_all()  # so the detectors imported inside are not the ones dropped at the end
+    saved = dict(_REGISTRY)
+    try:
+        yield
+    finally:
+        _REGISTRY.clear()
+        _REGISTRY.update(saved)
 
 
 def get_entry(name: str) -> Entry:

@@ -20,18 +20,18 @@ Where we chose (docs/detectors.md):
 
 from __future__ import annotations
 
-import os
-
 import keras
 from keras import layers
 
+from md_csd_tf.models.base import DetectorModel
 from md_csd_tf.models.registry import Recipe, Stage, register
+from md_csd_tf.models.weights import backbone_source
 
 BACKBONE = "xception"  # the name keras.applications gives the nested backbone model
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
-class XceptionDetector(keras.Model):
+class XceptionDetector(DetectorModel):
     """ImageNet Xception with a new one-unit sigmoid head: the FF++ baseline.
 
     Input: `{"rgb": (B, H, W, 3) float32 pixels 0..255}`; scaled to [-1, 1] inside the model
@@ -47,8 +47,7 @@ class XceptionDetector(keras.Model):
     """
 
     detector = "xception"
-    branches = ("rgb",)
-    transform = "dct"  # unused: the model reads no spectrum
+    config_keys = ("image_size", "dropout", "crop_size")
 
     def __init__(
         self,
@@ -61,7 +60,7 @@ class XceptionDetector(keras.Model):
             raise ValueError(f"Xception needs image_size >= 71, got {image_size}.")
         rgb = keras.Input((image_size, image_size, 3), name="rgb", dtype="float32")
         x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rgb_preprocess")(rgb)
-        # Always built random: weights arrive through `build_xception`, so that reloading a saved
+        # Always built random: weights arrive through `build`, so that reloading a saved
         # model never reaches for the ImageNet download.
         backbone = keras.applications.Xception(
             include_top=False,
@@ -94,45 +93,27 @@ class XceptionDetector(keras.Model):
         """
         self.backbone.trainable = not frozen
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_size": self.image_size,
-            "dropout": self.dropout,
-            "crop_size": self.crop_size,
-        }
-
 
 def xception_source(weights, image_size: int) -> keras.Model:
     """The RGB `keras.applications.Xception` (include_top=False) whose weights a detector copies.
 
     Args:
         weights: "imagenet" (Keras' download), a path to a Keras Xception weights file without
-            top, or a built `keras.applications.Xception` (returned as is).
+            top, or a built `keras.applications.Xception` (returned as is); see
+            `models.weights.backbone_source`.
         image_size: input side to build the source at.
     """
-    if isinstance(weights, keras.Model):
-        source = weights
-    elif isinstance(weights, (str, os.PathLike)):
-        weights = os.fspath(weights)
-        if weights != "imagenet" and not os.path.isfile(weights):
-            raise FileNotFoundError(
-                f"weights file {weights!r} does not exist; pass 'imagenet', None or a Keras "
-                "Xception weights file (include_top=False)."
-            )
-        source = keras.applications.Xception(
-            include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
-        )
-    else:
-        raise TypeError(
-            f"weights must be None, 'imagenet', a path or a keras.Model; got {weights!r}"
-        )
-    return source
+    return backbone_source(
+        weights,
+        lambda w: keras.applications.Xception(
+            include_top=False, weights=w, input_shape=(image_size, image_size, 3)
+        ),
+        "Xception",
+    )
 
 
-def build_xception(
-    image_size: int = 299, weights=None, dropout: float = 0.0, crop_size: int | None = None
+def build(
+    image_size: int = 299, weights=None, crop_size: int | None = None, dropout: float = 0.0
 ) -> XceptionDetector:
     """Builds the FF++ Xception baseline.
 
@@ -173,9 +154,11 @@ RECIPE = Recipe(
     cited={"I": "FF++ [42]", "II": "FF++ [42]", "III": "Xception-c23 [42]", "IV": "Xception [14]"},
 )
 
+LISTING_ORDER = 10  # where `list_detectors()` puts this module's entries
+
 register(
     "xception",
-    build_xception,
+    build,
     RECIPE,
     "FF++ baseline: ImageNet Xception, new sigmoid head; head 3 epochs, then all 15",
 )

@@ -40,12 +40,13 @@ What the official code does differently, and what we chose (also in docs/detecto
 
 from __future__ import annotations
 
-import os
-
 import keras
 import tensorflow as tf
 
+from md_csd_tf.models.base import DetectorModel
+from md_csd_tf.models.multi_loss import MultiLossSteps
 from md_csd_tf.models.registry import Recipe, register
+from md_csd_tf.models.weights import backbone_source
 
 PAPER = (
     "Kumar, Bhavsar, Detecting Deepfakes with Metric Learning, IWBF 2020 (arXiv:2003.08645); "
@@ -115,8 +116,6 @@ def semi_hard_triplet_loss(labels, embeddings, margin: float = 1.0) -> tf.Tensor
 
 # -- the model ---------------------------------------------------------------------------------
 
-CONTRACT_CONSTANTS = ("detector", "branches", "transform")
-
 # Pixel rescalings (scale, offset) applied inside the model to 0..255 inputs.
 PIXELS = {"xception": (1.0 / 127.5, -1.0), "unit": (1.0 / 255.0, 0.0)}
 
@@ -129,7 +128,7 @@ def _forward(layers: dict, inputs: dict):
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf")
-class XceptionMetric(keras.Model):
+class XceptionMetric(MultiLossSteps, DetectorModel):
     """Xception -> 512-d unit embedding -> sigmoid P(fake), trained with triplet + BCE losses.
 
     Compile with `model.compile(optimizer, loss=None, metrics=...)`: the model supplies its own
@@ -154,8 +153,11 @@ class XceptionMetric(keras.Model):
     """
 
     detector = "xception_metric"
-    branches = ("rgb",)
-    transform = "dct"  # unused: the model reads no spectrum
+    config_keys = (
+        "image_size", "embedding_dim", "margin", "triplet_weight", "classifier_gradient",
+        "pixels", "crop_size",
+    )  # fmt: skip
+    loss_names = ("loss", "triplet_loss", "bce_loss")
 
     def __init__(
         self,
@@ -198,14 +200,12 @@ class XceptionMetric(keras.Model):
         self.classifier_gradient = classifier_gradient
         self.pixels = pixels
         self.crop_size = crop_size
-        self.triplet_tracker = keras.metrics.Mean(name="triplet_loss")
-        self.bce_tracker = keras.metrics.Mean(name="bce_loss")
-        self.total_tracker = keras.metrics.Mean(name="loss")
+        self.track_losses()
 
     # -- losses and steps ----------------------------------------------------------------------
 
     def losses_of(self, x, y, sample_weight=None, training=False):
-        """`(total, triplet, bce, P(fake))` of one batch, as the train and test steps use them."""
+        """`({"loss": total, "triplet_loss", "bce_loss"}, P(fake))` of one batch."""
         # The functional graph, layer by layer, to get the embedding from the same forward pass.
         layer = self.get_layer
         pooled = layer("xception")(layer("xception_pixels")(x["rgb"]), training=training)
@@ -220,34 +220,8 @@ class XceptionMetric(keras.Model):
         else:
             bce = tf.reduce_mean(bce)
         triplet = semi_hard_triplet_loss(labels, embedding, self.margin)
-        return self.triplet_weight * triplet + bce, triplet, bce, probability
-
-    def _logs(self, x, y, probability, sample_weight, total, triplet, bce):
-        self.total_tracker.update_state(total)
-        self.triplet_tracker.update_state(triplet)
-        self.bce_tracker.update_state(bce)
-        labels = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
-        logs = self.compute_metrics(x, labels, probability, sample_weight=sample_weight)
-        # Keras' own loss tracker is never fed (no compiled loss); ours carries "loss".
-        logs["loss"] = self.total_tracker.result()
-        return logs
-
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            total, triplet, bce, probability = self.losses_of(x, y, sample_weight, training=True)
-            # Under tf.distribute the replicas' gradients are summed: each replica's loss is
-            # divided by their number, as Keras does for compiled losses.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(total / replicas)  # + mixed precision's scaling
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        return self._logs(x, y, probability, sample_weight, total, triplet, bce)
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        total, triplet, bce, probability = self.losses_of(x, y, sample_weight, training=False)
-        return self._logs(x, y, probability, sample_weight, total, triplet, bce)
+        total = self.triplet_weight * triplet + bce
+        return {"loss": total, "triplet_loss": triplet, "bce_loss": bce}, probability
 
     # -- the contract --------------------------------------------------------------------------
 
@@ -259,45 +233,22 @@ class XceptionMetric(keras.Model):
         """Freezes (or unfreezes) Xception: the README's first scenario fine-tunes the head only."""
         self.get_layer("xception").trainable = not frozen
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_size": self.image_size,
-            "embedding_dim": self.embedding_dim,
-            "margin": self.margin,
-            "triplet_weight": self.triplet_weight,
-            "classifier_gradient": self.classifier_gradient,
-            "pixels": self.pixels,
-            "crop_size": self.crop_size,
-            # The contract's attributes, fixed for this class: listed, not constructor arguments.
-            **{key: getattr(self, key) for key in CONTRACT_CONSTANTS},
-        }
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        for key in CONTRACT_CONSTANTS:
-            config.pop(key, None)
-        return cls(**config)
-
-
-def build(weights=None, image_size: int = 160, **options) -> XceptionMetric:
+def build(
+    image_size: int = 160, weights=None, crop_size: int | None = None, **options
+) -> XceptionMetric:
     """Builds `XceptionMetric`; `weights`: None (random), "imagenet" (Keras' download, as
-    published) or a Keras Xception weights file without top (`.h5` / `.weights.h5`)."""
-    model = XceptionMetric(image_size=image_size, **options)
+    published), a Keras Xception weights file without top or a built
+    `keras.applications.Xception` (`models.weights.backbone_source`)."""
+    model = XceptionMetric(image_size=image_size, crop_size=crop_size, **options)
     if weights is None:
         return model
-    if weights != "imagenet" and not os.path.isfile(os.fspath(weights)):
-        raise FileNotFoundError(
-            f"weights {weights!r}: pass None, 'imagenet' or a Keras Xception weights file "
-            "(include_top=False)."
-        )
-    source = keras.applications.Xception(
-        include_top=False,
-        weights=os.fspath(weights),
-        input_shape=(image_size, image_size, 3),
-        pooling="avg",
+    source = backbone_source(
+        weights,
+        lambda w: keras.applications.Xception(
+            include_top=False, weights=w, input_shape=(image_size, image_size, 3), pooling="avg"
+        ),
+        "Xception",
     )
     model.get_layer("xception").set_weights(source.get_weights())
     return model
@@ -319,6 +270,8 @@ RECIPE = Recipe(
     min_image_size=71,  # Xception's minimum input
     parameters=21_911_081,
 )
+
+LISTING_ORDER = 60  # where `list_detectors()` puts this module's entries
 
 register(
     "xception_metric",
