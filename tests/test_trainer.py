@@ -234,7 +234,9 @@ def test_resuming_a_head_only_stage_keeps_adams_moments(manifest, tmp_path, monk
 
     entry = registry.get_entry("xception")
     head_only = dataclasses.replace(entry.recipe, stages=(registry.Stage(2, "head"),))
-    monkeypatch.setitem(registry._REGISTRY, "xception", dataclasses.replace(entry, recipe=head_only))
+    monkeypatch.setitem(
+        registry._REGISTRY, "xception", dataclasses.replace(entry, recipe=head_only)
+    )
     run = tmp_path / "run"
     config = tiny(manifest, run, detector="xception", epochs=1, middle_blocks=None)
     seen = []

@@ -9,7 +9,10 @@ HELP = "list the registered detectors: input size, parameters, inputs, published
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--recipes", action="store_true", help="also print each full recipe")
+    parser.add_argument(
+        "--recipes", action="store_true",
+        help="also print each full recipe and its model options",
+    )  # fmt: skip
 
 
 def format_listing(recipes: bool = False) -> str:
@@ -35,6 +38,11 @@ def format_listing(recipes: bool = False) -> str:
         for entry in entries:
             lines += ["", f"{entry.name}: {entry.summary}"]
             lines += [f"  {k}: {v}" for k, v in dataclasses.asdict(entry.recipe).items()]
+            lines += ["  model options (--model-option NAME=VALUE):"]
+            lines += [
+                f"    {o.name}: {o.describe()}; default {o.default}. {o.help}"
+                for o in entry.accepted().values()
+            ]
     return "\n".join(lines)
 
 

@@ -36,24 +36,34 @@ def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) 
         help="a registered detector (`md-csd detectors`); MD-CSD's Table V variants are md_csd_*",
     )  # fmt: skip
     parser.add_argument(
+        "--model-option", action="append", default=None, metavar="NAME=VALUE",
+        dest="model_option",
+        help="a builder option of the detector (repeatable), as its registry entry declares it "
+        "(`md-csd detectors` lists them; e.g. middle_blocks=0); --transform, --head, "
+        "--middle-blocks and --clip-frames are shorthands for some",
+    )  # fmt: skip
+    parser.add_argument(
         "--transform", default=None, choices=list(TRANSFORMS),
-        help="MD-CSD's frequency transform (default dct; Table VI)",
+        help="MD-CSD's frequency transform (default dct; Table VI); "
+        "= --model-option transform=...",
     )  # fmt: skip
     parser.add_argument(
         "--head", default=None, choices=list(HEADS),
         help="MD-CSD's head: fc (default; the paper's 'last fully connected layers are "
-        "concatenated') or pooled (the pooled features are)",
+        "concatenated') or pooled (the pooled features are); = --model-option head=...",
     )  # fmt: skip
     parser.add_argument(
         "--image-size", type=int_range(32), default=None, help="default: the detector's recipe"
     )
     parser.add_argument(
         "--middle-blocks", type=int_range(0, 8), default=None,
-        help="MD-CSD's Xception middle-flow blocks (default 8)",
+        help="MD-CSD's Xception middle-flow blocks (default 8); "
+        "= --model-option middle_blocks=...",
     )  # fmt: skip
     parser.add_argument(
         "--clip-frames", type=int_range(2), default=None,
-        help="a clip detector's frames per clip, T (dual_level; default: its recipe's, 8)",
+        help="a clip detector's frames per clip, T (dual_level; default: its recipe's, 8); "
+        "= --model-option clip_frames=...",
     )  # fmt: skip
     parser.add_argument(
         "--weights", "--rgb-weights", dest="weights", default=default("published"),
@@ -61,6 +71,20 @@ def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) 
         "ImageNet for Xception branches, downloaded once), 'imagenet', 'none', a weights "
         "file, or a detector's published weights name",
     )  # fmt: skip
+
+
+#: The flags that are shorthands for a model option of the same name (`registry.Option`).
+SHORTHAND_FLAGS = ("transform", "head", "middle_blocks", "clip_frames", "spectrum_in_model")
+
+
+def model_options(args, detector: str | None = None) -> dict:
+    """The model options given on the command line: the shorthand flags (`--middle-blocks 0`
+    is `--model-option middle_blocks=0`) and each `--model-option NAME=VALUE`, checked against
+    the detector's declared options (`training.plan.parse_model_options`)."""
+    from md_csd_tf.training.plan import parse_model_options
+
+    given = {n: getattr(args, n) for n in SHORTHAND_FLAGS if getattr(args, n, None) is not None}
+    return parse_model_options(getattr(args, "model_option", None) or (), detector, given)
 
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, model: bool = True) -> None:

@@ -12,7 +12,7 @@ from md_csd_tf.commands._options import (
     positive,
     probability,
 )
-from md_csd_tf.commands.flags import add_augment_arguments, add_model_arguments
+from md_csd_tf.commands.flags import add_augment_arguments, add_model_arguments, model_options
 
 NAME = "train"
 HELP = (
@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--spectrum-in-model",
         action="store_true",
         default=None,
-        help="compute the frequency input inside the model (GPU/TPU) instead of in tf.data",
+        help="compute the frequency input inside the model (GPU/TPU) instead of in tf.data; "
+        "= --model-option spectrum_in_model=true",
     )
     parser.add_argument(
         "--run-eagerly", action="store_true", help="no graph tracing (CPU debugging)"
@@ -94,11 +95,8 @@ def config_from_args(args):
         compression=None if args.compression == "any" else args.compression,
         methods=tuple(args.methods) if args.methods else None,
         detector=args.detector,
-        transform=args.transform,
+        model_options=model_options(args, args.detector),  # checked against the detector's
         image_size=args.image_size,
-        middle_blocks=args.middle_blocks,
-        clip_frames=args.clip_frames,
-        head=args.head,
         weights=None if str(args.weights).lower() == "none" else args.weights,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -113,7 +111,6 @@ def config_from_args(args):
         balance=not args.no_balance,
         strategy=args.strategy,
         mixed_precision=args.mixed_precision,
-        spectrum_in_model=args.spectrum_in_model,
         jit_compile=args.jit_compile,
         run_eagerly=args.run_eagerly,
         seed=args.seed,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from md_csd_tf.errors import UserError
@@ -35,6 +35,48 @@ DEFINES, DATA, FRESH, HOW = "defines", "data", "fresh", "how"
 #: as before; any other unknown option is an error.
 SHORTHANDS = ("transform", "middle_blocks", "head", "bn_momentum", "spectrum_in_model",
               "clip_frames")  # fmt: skip
+
+
+def parse_model_options(
+    pairs: Sequence[str], detector: str | None = None, given: Mapping | None = None
+) -> dict:
+    """`--model-option NAME=VALUE` pairs as model options, each parsed and checked against the
+    detector's declared options (`registry.Entry.accepted`), laid over `given` (the shorthand
+    flags' values: `--middle-blocks 0` is `middle_blocks=0`).
+
+    Without a detector (an experiment script running several), a name is parsed by the first
+    detector that declares it; each run's plan still checks its own (`RunPlan.resolve`).
+
+    Raises:
+        UserError: not NAME=VALUE; a name the detector (or, without one, every detector) does
+            not have, listing the options it has; a value outside the option's range; an
+            option given twice with two values.
+    """
+    from md_csd_tf.models.registry import get_entry, list_detectors
+
+    options = dict(given or {})
+    if detector is not None:
+        accepted = get_entry(detector).accepted()
+    else:
+        accepted = {}
+        for name in list_detectors():
+            accepted = {**get_entry(name).accepted(), **accepted}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise UserError(f"--model-option {pair}: expected NAME=VALUE, e.g. middle_blocks=0")
+        if name not in accepted:
+            owner = f"{detector} has no" if detector else "no detector has a"
+            raise UserError(
+                f"--model-option {pair}: {owner} model option {name!r}; "
+                f"{'its' if detector else 'the'} options: {', '.join(accepted) or 'none'}"
+            )
+        value = accepted[name].parse(text.strip())
+        if name in options and options[name] != value:
+            raise UserError(f"--model-option {pair}: {name} is also given as {options[name]!r}")
+        options[name] = value
+    return options
 
 
 def setting(default=None, role: str = DEFINES, **kwargs):

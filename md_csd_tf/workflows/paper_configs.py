@@ -17,8 +17,6 @@ Reference: MD-CSDNetwork, Sec. III and Tables I-VI.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import types
 from collections.abc import Mapping
 
@@ -147,18 +145,15 @@ class Run:
         executed (epochs, strategy, verbosity...): a finished run is found again by every table
         that needs it, and runs that train something else never collide.
         """
-        from md_csd_tf.training.trainer import RESUMABLE_CHANGES, TrainConfig
+        from md_csd_tf.training.plan import RunPlan
+        from md_csd_tf.training.trainer import TrainConfig
 
         config = TrainConfig(manifest="", out_dir="", **self.train_settings(settings))
         # What initialises a fresh model changes what is trained, though a resumed run may not
         # re-read it (its weights are in last.keras). Unset fields are left out, so a field
-        # added later (None by default) keeps the folders of the runs made before it.
-        ignored = (RESUMABLE_CHANGES - {"weights", "freq_stat_samples"}) | {"manifest"}
-        identity = {
-            k: v for k, v in sorted(dataclasses.asdict(config.resolved()).items())
-            if k not in ignored and v is not None
-        }  # fmt: skip
-        digest = hashlib.sha1(json.dumps(identity, default=str).encode()).hexdigest()[:6]
+        # added later (None by default) keeps the folders of the runs made before it
+        # (`RunPlan.folder_identity`; the fields' roles say what is left out).
+        digest = RunPlan.resolve(config, verbose=False).folder_digest()
         return f"{self.label()}-{digest}"
 
 

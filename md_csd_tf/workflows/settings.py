@@ -20,10 +20,21 @@ def given_settings(
         "fakes",
     ),
 ) -> dict:
-    """The TrainConfig fields among `names` that were given on the command line (not None)."""
+    """The TrainConfig fields among `names` that were given on the command line (not None),
+    and the `--model-option`s: those with a former TrainConfig field's name (middle_blocks...)
+    under that name, as their shorthand flags give them, so they win over a profile's; any
+    other under "model_options"."""
     settings = {
         name: getattr(args, name) for name in names if getattr(args, name, None) is not None
     }
+    if getattr(args, "model_option", None):
+        from md_csd_tf.training.plan import SHORTHANDS, parse_model_options
+
+        options = parse_model_options(args.model_option, getattr(args, "detector", None))
+        settings.update({k: v for k, v in options.items() if k in SHORTHANDS})
+        others = {k: v for k, v in options.items() if k not in SHORTHANDS}
+        if others:
+            settings["model_options"] = others
     if isinstance(settings.get("weights"), str) and settings["weights"].lower() == "none":
         settings["weights"] = None
     if settings.get("fakes") == "dataset":  # the default: keeps the paper-way runs' folder names
