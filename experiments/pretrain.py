@@ -45,8 +45,7 @@ def main(argv=None) -> int:
         )
     out = Path(args.out or ("pretrain_run/smoke" if args.smoke else "pretrain_run"))
     if args.ship:
-        from md_csd_tf.models.pretrained import ship
-        from md_csd_tf.pretraining import model_card
+        from md_csd_tf.pretraining import model_card, ship
 
         run = out / "runs" / config.name
         print(ship(run, card=model_card(run), check_crops=check_crops(out)))

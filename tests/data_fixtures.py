@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from md_csd_tf.prep.extract import MANIFEST_COLUMNS
+from md_csd_tf.data.manifest import MANIFEST_COLUMNS
 
 
 def write_crop_manifest(

@@ -16,8 +16,9 @@ from prep_fixtures import blank_frame, make_celebdf, make_dfd, make_ffpp, write_
 
 from md_csd_tf.cli import main as cli_main
 from md_csd_tf.commands import prepare
+from md_csd_tf.data.manifest import MANIFEST_COLUMNS
 from md_csd_tf.errors import UserError
-from md_csd_tf.prep.extract import MANIFEST_COLUMNS, ExtractConfig, default_splits, extract_faces
+from md_csd_tf.prep.extract import ExtractConfig, default_splits, extract_faces
 from md_csd_tf.prep.faces import iou, reference_detect, square_box
 from md_csd_tf.prep.video import read_frames
 

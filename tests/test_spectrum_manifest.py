@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
+from md_csd_tf.data.manifest import MANIFEST_COLUMNS
 from md_csd_tf.errors import UserError
 from md_csd_tf.inference.spectrum import load_manifest
-from md_csd_tf.prep.extract import MANIFEST_COLUMNS
 
 
 @pytest.fixture

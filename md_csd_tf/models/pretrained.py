@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -97,64 +95,3 @@ def load_pretrained(name: str = DEFAULT):
     from md_csd_tf.models.saving import load_model
 
     return load_model(path_of(name), compile=False)
-
-
-CAP_BYTES = 25 * 2**20  # the most a file may weigh in the repository
-FLOAT16_TOLERANCE = 1e-3  # float16 storage is kept only if no score moves more than this
-
-
-def ship(
-    run: str | os.PathLike, name: str = DEFAULT, card: dict | None = None, check_crops=None
-) -> str:
-    """Copies a finished run's best.keras into the package as `name`, with `card` (and the
-    run's summary.json, if any) in its metadata; returns what to record in `PRETRAINED`.
-
-    The weights are stored in float32 when the file fits the repository's 25 MB cap, else in
-    float16 (`saving.store_float16`), kept only if the scores of `check_crops` (uint8 face
-    crops; required then) move by at most `FLOAT16_TOLERANCE`; a model that fits neither way is
-    refused with its size.
-    """
-    import json
-
-    import numpy as np
-
-    from md_csd_tf.models.saving import read_metadata, store_float16, write_metadata
-
-    run = Path(run)
-    source = run / "best.keras"
-    if not source.is_file():
-        raise UserError(f"{source}: not found; train the run first (experiments/pretrain.py).")
-    target = Path(str(resources.files("md_csd_tf").joinpath(f"resources/pretrained/{name}.keras")))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    metadata = read_metadata(target)
-    summary = run / "summary.json"
-    if summary.is_file():
-        metadata["test"] = json.loads(summary.read_text(encoding="utf-8"))
-    if card:
-        metadata["card"] = card
-    metadata["name"] = name
-    metadata["storage"] = "float32"
-    write_metadata(target, metadata)
-    if target.stat().st_size > CAP_BYTES:
-        if check_crops is None:
-            target.unlink()
-            raise UserError(f"{name}: over 25 MB in float32; float16 storage needs check crops")
-        from md_csd_tf.inference.detector import Detector
-        from md_csd_tf.models.saving import load_model
-
-        before = Detector(load_model(source, compile=False)).predict_crops(check_crops)
-        store_float16(target)
-        after = Detector(load_model(target, compile=False)).predict_crops(check_crops)
-        moved = float(np.max(np.abs(after - before)))
-        metadata.update(storage="float16", float16_max_score_change=moved)
-        write_metadata(target, metadata)
-        if moved > FLOAT16_TOLERANCE:
-            target.unlink()
-            raise UserError(f"{name}: float16 storage moves scores by {moved:.2g} > 1e-3")
-    size = target.stat().st_size
-    if size > CAP_BYTES:
-        target.unlink()
-        raise UserError(f"{name}: {size / 2**20:.1f} MB, over the 25 MB the repository allows.")
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    return f"{target} ({size / 2**20:.2f} MB, {metadata['storage']} weights), sha256 {digest}"

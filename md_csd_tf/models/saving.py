@@ -135,7 +135,7 @@ def _first_sentence(text: str, error: BaseException, limit: int = 200) -> str:
 def store_float16(path) -> None:
     """Rewrites the weights inside a `.keras` file as float16, atomically: half the size; they
     load back into the float32 model (Keras casts on assignment), rounded to float16's 11
-    significant bits. Check the scores after (`models.pretrained.ship` does)."""
+    significant bits. Check the scores after (`pretraining.ship` does)."""
     import io
 
     import h5py

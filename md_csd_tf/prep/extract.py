@@ -38,9 +38,8 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from md_csd_tf.data.manifest import CROP_SETTINGS_FILE, LEGACY_CROP_SETTINGS, MANIFEST_COLUMNS
+from md_csd_tf.data.manifest import CROP_SETTINGS_FILE, LEGACY_CROP_SETTINGS
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import (
     OutputLock,
@@ -49,6 +48,13 @@ from md_csd_tf.files import (
     atomic_write_json,
     atomic_write_text,
     check_writable,
+)
+from md_csd_tf.prep.crop_folders import (
+    encode_crop,
+    folder_complete,
+    rebuild_manifest,
+    video_folder,
+    write_frames_csv,
 )
 from md_csd_tf.prep.faces import Box, FaceCropper
 from md_csd_tf.prep.layouts import Failure, VideoRecord, scan_dataset
@@ -192,20 +198,6 @@ class _Outcome:
     redone: bool = False  # a finished folder had missing or empty crops and was extracted again
 
 
-def video_folder(out: str | Path, record: VideoRecord) -> Path:
-    """``OUT/<dataset>/<compression>/<method>/<video_id>``."""
-    return Path(out) / record.dataset / record.compression / record.method / record.video_id
-
-
-def _encode(crop_rgb: np.ndarray, fmt: str, quality: int) -> bytes:
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if fmt == "jpg" else []
-    ok, data = cv2.imencode(f".{fmt}", cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise OSError(f"OpenCV could not encode a {fmt} image")
-    # imencode + write instead of imwrite: imwrite silently fails on some non-ASCII paths.
-    return data.tobytes()
-
-
 def _extract_video(job: _Job, config: ExtractConfig, cropper: FaceCropper) -> _Outcome:
     record = job.record
     final = Path(job.folder)
@@ -221,21 +213,6 @@ def _extract_video(job: _Job, config: ExtractConfig, cropper: FaceCropper) -> _O
         partial.mkdir(parents=True)
         outcome = _write_video(job, config, cropper, partial, itertools.chain([first], stream))
     return dataclasses.replace(outcome, redone=redone)
-
-
-def folder_complete(folder: Path) -> bool:
-    """True when every crop the folder's ``frames.csv`` lists exists and is not empty.
-
-    Names and sizes only (one directory listing, no decoding), so a resume over thousands of
-    videos stays cheap; it catches deleted crops and the zero-byte files of a full disk.
-    """
-    try:
-        with open(folder / "frames.csv", newline="", encoding="utf-8") as handle:
-            names = [row["path"].rsplit("/", 1)[-1] for row in csv.DictReader(handle)]
-        sizes = {entry.name: entry.stat().st_size for entry in os.scandir(folder)}
-    except (OSError, KeyError, ValueError):
-        return False
-    return "video.json" in sizes and all(sizes.get(name, 0) > 0 for name in names)
 
 
 def _write_video(job: _Job, config: ExtractConfig, cropper: FaceCropper, partial: Path, frames):
@@ -275,7 +252,7 @@ def _write_video(job: _Job, config: ExtractConfig, cropper: FaceCropper, partial
             no_face += 1
             continue
         name = f"{index:04d}.{config.format}"
-        (partial / name).write_bytes(_encode(crop, config.format, config.jpeg_quality))
+        (partial / name).write_bytes(encode_crop(crop, config.format, config.jpeg_quality))
         rows.append({
             "dataset": record.dataset, "split": record.split, "method": record.method,
             "compression": record.compression, "video_id": record.video_id,
@@ -299,15 +276,8 @@ def _write_video(job: _Job, config: ExtractConfig, cropper: FaceCropper, partial
         "notes": notes,
     }  # fmt: skip
     (partial / "video.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
-    _write_csv(partial / "frames.csv", rows)  # written last: its presence marks completion
+    write_frames_csv(partial / "frames.csv", rows)  # written last: its presence marks completion
     return _Outcome(record.path, "done", len(rows), no_face, tuple(notes))
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 _WORKER_CROPPER: FaceCropper | None = None
@@ -415,14 +385,6 @@ def _pool(config: ExtractConfig, workers: int):
     pool.shutdown()
 
 
-def _finished_folders(out: Path) -> list[Path]:
-    return sorted(
-        p.parent
-        for p in out.glob("*/*/*/*/frames.csv")
-        if not p.parent.name.startswith(".") and folder_complete(p.parent)
-    )
-
-
 def _remove_leftovers(out: Path) -> None:
     """Removes the hidden partial folders of killed runs (safe: we hold the output lock)."""
     for pattern in ("*/*/*/.*.tmp", f"*/*/*/{PARTIAL_PREFIX}*"):
@@ -438,50 +400,6 @@ def _write_failures(path: Path, failures: list[Failure]) -> None:
             writer.writerows((f.file, f.reason) for f in failures)
 
     atomic_write(path, write)
-
-
-def rebuild_manifest(out: str | Path) -> tuple[Path, Path | None, dict]:
-    """Rebuilds ``manifest.csv`` (and ``.parquet``) from all finished video folders under ``out``.
-
-    Returns:
-        ``(csv_path, parquet_path or None, counts)`` where ``counts`` is
-        ``{dataset: {split: {method: {"videos", "crops", "frames_without_face"}}}}``.
-    """
-    import pandas as pd
-
-    out = Path(out)
-    tables, counts = [], {}
-    for folder in _finished_folders(out):
-        table = pd.read_csv(
-            folder / "frames.csv",
-            dtype={"video_id": str, "split": str, "method": str, "compression": str, "path": str},
-        )
-        tables.append(table)
-        try:
-            info = json.loads((folder / "video.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        entry = (
-            counts.setdefault(info["dataset"], {})
-            .setdefault(info["split"], {})
-            .setdefault(info["method"], {"videos": 0, "crops": 0, "frames_without_face": 0})
-        )
-        entry["videos"] += 1
-        entry["crops"] += info["crops"]
-        entry["frames_without_face"] += info["frames_without_face"]
-    manifest = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    manifest = manifest.reindex(columns=list(MANIFEST_COLUMNS))
-    csv_path = atomic_write(out / "manifest.csv", lambda temp: manifest.to_csv(temp, index=False))
-    parquet_path = None
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        parquet_path = atomic_write(
-            out / "manifest.parquet", lambda temp: manifest.to_parquet(temp, index=False)
-        )
-    return csv_path, parquet_path, counts
 
 
 def _select(videos: list[VideoRecord], max_videos: int | None) -> list[VideoRecord]:

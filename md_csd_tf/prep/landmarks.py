@@ -320,9 +320,9 @@ def recorded_source(out: str | os.PathLike) -> str | None:
         return json.loads((out / RECORD).read_text(encoding="utf-8"))["source"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    from md_csd_tf.prep.extract import _finished_folders
+    from md_csd_tf.prep.crop_folders import finished_folders
 
-    if any((folder / "landmarks.npy").is_file() for folder in _finished_folders(out)):
+    if any((folder / "landmarks.npy").is_file() for folder in finished_folders(out)):
         return "dlib"
     return None
 
@@ -394,7 +394,7 @@ def add_landmarks(
     Raises:
         UserError: `out` holds landmarks of another source (see `check_source`).
     """
-    from md_csd_tf.prep.extract import _finished_folders
+    from md_csd_tf.prep.crop_folders import finished_folders
 
     out = Path(out)
     source = resolve_source(source, model)
@@ -405,7 +405,7 @@ def add_landmarks(
         if source == "mediapipe":
             record |= {"model": MESH_FILE.name, "sha256": MESH_SHA256}
         atomic_write_json(out / RECORD, record)
-    folders = _finished_folders(out)
+    folders = finished_folders(out)
     computed = 0
     for folder in folders:
         if has_landmarks(folder):

@@ -43,7 +43,7 @@ import numpy as np
 
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import atomic_path
-from md_csd_tf.prep.extract import _encode, _write_csv, folder_complete
+from md_csd_tf.prep.crop_folders import encode_crop, folder_complete, write_frames_csv
 from md_csd_tf.prep.faces import FaceCropper
 from md_csd_tf.prep.synthetic.dataset import _rng, assign_people
 from md_csd_tf.prep.synthetic.media import Face, FaceLibrary, load_photo
@@ -231,7 +231,7 @@ def _write_medium(
                 hint = box[2] - box[0]  # footage: the next frame's face is about this size
             crop, crop_box = cropper.crop_box(image, box)
             name = f"{index:04d}.png"
-            (partial / name).write_bytes(_encode(crop, "png", 95))
+            (partial / name).write_bytes(encode_crop(crop, "png", 95))
             rows.append({
                 "dataset": DATASET, "split": info["split"], "method": "real",
                 "compression": COMPRESSION, "video_id": info["video_id"],
@@ -242,7 +242,7 @@ def _write_medium(
             })  # fmt: skip
         info = {**info, "crops": len(rows), "frames_without_face": misses, "label": 0}
         (partial / "video.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
-        _write_csv(partial / "frames.csv", rows)
+        write_frames_csv(partial / "frames.csv", rows)
     return len(rows), misses
 
 
@@ -379,7 +379,7 @@ def write_corpus_fakes(
                 partial.mkdir(parents=True)
                 for row, fake in zip(rows, fakes, strict=True):
                     name = row["path"].rsplit("/", 1)[-1]
-                    (partial / name).write_bytes(_encode(fake, "png", 95))
+                    (partial / name).write_bytes(encode_crop(fake, "png", 95))
                     fake_rows.append(
                         {
                             **row,
@@ -393,7 +393,7 @@ def write_corpus_fakes(
                              "source_person": source_info["person"],
                              "source_video_id": source_info["video_id"]}  # fmt: skip
                 (partial / "video.json").write_text(json.dumps(fake_info, indent=1), "utf-8")
-                _write_csv(partial / "frames.csv", fake_rows)
+                write_frames_csv(partial / "frames.csv", fake_rows)
             written[family] += len(fake_rows)
             if progress:
                 print(f"  {family}/{info['video_id']}: {len(fake_rows)} crops", flush=True)
