@@ -112,8 +112,6 @@ def train_config(config: PretrainConfig, manifest: Path, out: Path, **changes):
     """The `TrainConfig` of a pretraining run (everything else is the detector's recipe)."""
     from md_csd_tf.training.trainer import TrainConfig
 
-    options = dict(config.model_options)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(
         manifest=str(manifest),
         out_dir=str(out / "runs" / config.name),
@@ -121,6 +119,7 @@ def train_config(config: PretrainConfig, manifest: Path, out: Path, **changes):
         compression=None,
         methods=None,
         detector=config.detector,
+        model_options=dict(config.model_options),  # checked against the detector's options
         image_size=config.image_size,
         weights=None,  # no download: from random weights
         bn_momentum=config.bn_momentum,
@@ -136,7 +135,6 @@ def train_config(config: PretrainConfig, manifest: Path, out: Path, **changes):
         shuffle_labels=config.shuffle_labels or None,
         run_eagerly=config.smoke,
         verbose=0 if config.smoke else 2,
-        **{k: v for k, v in options.items() if k in fields},
         **changes,
     )
 

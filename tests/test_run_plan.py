@@ -147,3 +147,12 @@ def test_a_recipe_step_decay_is_data_and_compiles_as_a_keras_schedule():
     )
     with pytest.raises(ValueError):
         registry.StepDecay(1000, 1.5)
+
+
+def test_a_pretraining_candidates_model_options_reach_its_train_config(tmp_path):
+    from md_csd_tf.configs.pretrain_sbi import get_config
+    from md_csd_tf.pretraining import train_config
+
+    pretrain = get_config(detector="md_csd_rgb", model_options={"middle_blocks": 0})
+    config = train_config(pretrain, tmp_path / "manifest.csv", tmp_path)
+    assert config.model_options == {"middle_blocks": 0, "bn_momentum": 0.9}
