@@ -4,17 +4,15 @@ A detector is one module in `md_csd_tf/models/` (the architecture, a frozen `Rec
 one `register(...)` line). Nothing outside `models/` branches on a detector's name: the trainer,
 the pipeline, predict and export read the recipe and the model's own attributes.
 
-Every built model honours one contract, so the rest of the package treats them alike:
-- it is a `keras.Model` registered for `.keras` saving, rebuilt from its config;
-- it takes the dict `crops_to_inputs` makes (`"rgb"`: pixels 0..255 float32, `"freq"`: the
-  spectrum named by `transform`), normalises pixels itself, and returns `(batch, 1)`: the
-  probability that the face is fake (label 1 = fake);
-- it has the attributes `detector` (its registry name), `image_size`, `branches` (the inputs
-  it takes, a tuple of "rgb"/"freq"), `transform` and `crop_size` (the side of the training
-  crops, None = `image_size`), all stored in its config.
-- a clip detector (recipe `clip_frames` = T) reads `"rgb"` of shape `(batch, T, size, size, 3)`
-  (T consecutive crops of one video) and has the attribute `clip_frames`; its `(batch, 1)` is
-  the clip's P(fake).
+Every built model is a `md_csd_tf.models.base.DetectorModel`: the contract (the input dict,
+P(fake) out, the attributes `detector`, `image_size`, `crop_size`, `branches`, `transform`,
+`clip_frames`, `spectrum_in_model` and the hooks the trainer calls) lives in that class, not in
+prose, and its `get_config`/`from_config` follow from each detector's `config_keys`. A builder
+has one signature: `build(image_size=..., weights=None, crop_size=None, **options)`.
+
+Detector modules are found, not listed: `_load_all` imports every module of `md_csd_tf.models`;
+a module's `LISTING_ORDER` places its entries in `list_detectors()`. docs/detectors.md, "Adding
+a detector", shows a whole detector in one file.
 
 Example:
     >>> from md_csd_tf import build_detector, list_detectors
