@@ -655,7 +655,7 @@ def _train(plan: RunPlan) -> TrainResult:
                 crop_size=_crop_size(train_frames),
                 **plan.builder_options,
             )
-            if "freq" in model.branches and hasattr(model, "set_frequency_statistics"):
+            if "freq" in model.branches:
                 mean, std = frequency_statistics(
                     train_frames,
                     model.image_size,
