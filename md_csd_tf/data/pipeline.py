@@ -78,11 +78,10 @@ class PipelineConfig:
         """
         facts = dict(
             image_size=int(model.image_size),
-            # transform / clip_frames: not every detector declares them yet.
-            transform=getattr(model, "transform", cls.transform),
+            transform=model.transform,
             branches=tuple(model.branches),
             spectrum_in_model=spectrum_in_model(model),
-            clip_frames=getattr(model, "clip_frames", None) or None,
+            clip_frames=model.clip_frames or None,
         )
         return cls(**{**facts, **overrides})
 
