@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from md_csd_tf.evaluation.evaluate import evaluate_model
     from md_csd_tf.files import check_writable
     from md_csd_tf.inference.detector import Detector
+    from md_csd_tf.models.saving import load_detector
 
     if not args.model and not (args.detector and args.weights):
         raise UserError("pass --model RUN/best.keras, or --detector NAME --weights WEIGHTS")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     check_crops_exist(frames, args.data)
     # The same loading as predict: a .keras file, an ensemble folder or published weights.
     if args.model:
-        model = Detector.load(args.model).model
+        model = load_detector(args.model)
     else:
         model = Detector.pretrained(args.detector, args.weights).model
     result = evaluate_model(

@@ -36,10 +36,10 @@ def run(args: argparse.Namespace) -> int:
     # Checked before the model is loaded; the SavedModel is renamed into --out's parent.
     check_writable(args.out, "folder" if os.path.isdir(args.out) else "file", "--out")
 
-    from md_csd_tf.inference.detector import Detector
     from md_csd_tf.inference.export import SIGNATURE, export_saved_model
+    from md_csd_tf.models.saving import load_detector
 
-    model = Detector.load(args.model).model
+    model = load_detector(args.model)
     # Written beside the target under a unique name and renamed, so a failed export never
     # leaves half a SavedModel where a server might pick it up.
     with atomic_path(os.path.normpath(args.out)) as partial:
@@ -67,10 +67,10 @@ def _run_tflite(args: argparse.Namespace) -> int:
         raise UserError(f"{args.out}: exists; pass --overwrite")
     check_writable(args.out, "file", "--out")
 
-    from md_csd_tf.inference.detector import Detector
     from md_csd_tf.inference.runtime import export_tflite
+    from md_csd_tf.models.saving import load_detector
 
-    model = Detector.load(args.model).model
+    model = load_detector(args.model)
     with atomic_path(args.out) as partial:
         export_tflite(model, partial)
     print(f"wrote TFLite model {args.out}: crops uint8 (batch, height, width, 3) RGB face crops")

@@ -31,10 +31,10 @@ def run(args: argparse.Namespace) -> int:
     from md_csd_tf.files import check_writable
 
     check_writable(args.out, "folder", "--out")
-    from md_csd_tf.inference.detector import Detector
     from md_csd_tf.inference.tsne import tsne_report
+    from md_csd_tf.models.saving import load_detector
 
-    model = Detector.load(args.model).model
+    model = load_detector(args.model)
     summary = tsne_report(
         model,
         args.data,

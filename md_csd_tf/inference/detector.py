@@ -254,19 +254,9 @@ class Detector:
         Raises:
             UserError: missing, corrupt or foreign file, with a one-line message naming it.
         """
-        from md_csd_tf.models.saving import load_model
+        from md_csd_tf.models.saving import load_detector
 
-        if os.path.isdir(path):
-            from md_csd_tf.models.saving import load_ensemble_folder
-
-            return cls(load_ensemble_folder(path), **kwargs)
-        model = load_model(path, compile=False)
-        if not isinstance(model, DetectorModel):
-            raise UserError(
-                f"{os.fspath(path)}: a Keras model, but not an md-csd-tf detector (not a "
-                "DetectorModel); pass the best.keras of an md-csd-tf training run."
-            )
-        return cls(model, **kwargs)
+        return cls(load_detector(path), **kwargs)
 
     @classmethod
     def pretrained(cls, name: str | None = None, weights: str | None = None, **kwargs) -> Detector:

@@ -35,6 +35,7 @@ from md_csd_tf.errors import UserError
 from md_csd_tf.files import atomic_write
 from md_csd_tf.layers import cross_stitch, standardization  # noqa: F401
 from md_csd_tf.models import ensemble  # noqa: F401
+from md_csd_tf.models.base import DetectorModel
 from md_csd_tf.models.registry import _load_all
 
 
@@ -186,10 +187,10 @@ def load_detector(path) -> keras.Model:
     if os.path.isdir(path):
         return load_ensemble_folder(path)
     model = load_model(path, compile=False)
-    if not all(hasattr(model, a) for a in ("branches", "transform", "image_size")):
+    if not isinstance(model, DetectorModel):
         raise UserError(
-            f"{os.fspath(path)}: a Keras model, but not an md-csd-tf detector (it has "
-            "no branches/transform); pass the best.keras of an md-csd-tf training run."
+            f"{os.fspath(path)}: a Keras model, but not an md-csd-tf detector (not a "
+            "DetectorModel); pass the best.keras of an md-csd-tf training run."
         )
     return model
 
