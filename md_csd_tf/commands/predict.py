@@ -52,8 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=positive, default=32, help="crops per model call (default 32)"
     )
     parser.add_argument(
-        "--detect-max-side", type=non_negative, default=640,
-        help="downscale frames to this longest side for face detection (0: full size)",
+        "--detect-max-side", type=non_negative, default=None,
+        help="downscale frames to this longest side for face detection (0: full size; default: "
+        "the model's, as its crops were prepared, else 640)",
     )  # fmt: skip
     parser.add_argument(
         "--runtime", choices=("keras", "tflite"), default="keras",
@@ -108,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"threshold {detector.threshold:.4f} ({detector.threshold_source}); model: {_model_name(args)}"
     )
+    if detector.crop_note:
+        print(f"note: {detector.crop_note}")
     for row in rows:
         if row.face_note:
             print(f"note: {row.face_note}")
@@ -146,8 +149,12 @@ def _model_name(args: argparse.Namespace) -> str:
 def _start_videos(args: argparse.Namespace, inputs, sampling: dict):
     """A `VideoPrefetcher` already cropping the first video(s) when the inputs start with a
     video and the model is a .keras file whose crop size can be read without loading it."""
-    from md_csd_tf.inference.crops import VideoPrefetcher, saved_crop_size
-    from md_csd_tf.prep.faces import FaceCropper
+    from md_csd_tf.inference.crops import (
+        VideoPrefetcher,
+        make_cropper,
+        saved_crop_settings,
+        saved_crop_size,
+    )
 
     model = args.model
     if model is None and args.detector is None:  # the shipped model (unchecked: loading checks)
@@ -161,11 +168,18 @@ def _start_videos(args: argparse.Namespace, inputs, sampling: dict):
     size = saved_crop_size(model) if model else None
     if size is None or not inputs or inputs[0][1] != "video":
         return None
-    cropper = FaceCropper(image_size=size, detect_max_side=args.detect_max_side or None)
+    cropper, _ = make_cropper(size, saved_crop_settings(model), _detect_max_side(args))
     early = VideoPrefetcher(inputs, cropper, track=True, **sampling)
     early.start(0)
     early.start(1)
     return early
+
+
+def _detect_max_side(args: argparse.Namespace):
+    """--detect-max-side as `Detector` takes it: "model" when not given, None for 0."""
+    if args.detect_max_side is None:
+        return "model"
+    return args.detect_max_side or None
 
 
 def _load_detector(args: argparse.Namespace):
@@ -174,7 +188,7 @@ def _load_detector(args: argparse.Namespace):
 
     options = dict(
         batch_size=args.batch_size,
-        detect_max_side=args.detect_max_side or None,
+        detect_max_side=_detect_max_side(args),
         threshold=args.threshold,
     )
     if args.model:

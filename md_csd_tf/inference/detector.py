@@ -30,7 +30,9 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from md_csd_tf.data.inputs import crops_to_inputs, fit_crops, spectrum_in_model
+from md_csd_tf.data.clips import predict_video_clips
+from md_csd_tf.data.inputs import crops_to_inputs, fit_crops
+from md_csd_tf.data.pipeline import PipelineConfig
 from md_csd_tf.errors import UserError
 from md_csd_tf.evaluation.metrics import AGGREGATES, video_score
 from md_csd_tf.inference.crops import (  # noqa: F401 - IMAGE_/VIDEO_EXTENSIONS, input_kind:
@@ -39,6 +41,7 @@ from md_csd_tf.inference.crops import (  # noqa: F401 - IMAGE_/VIDEO_EXTENSIONS,
     VIDEO_EXTENSIONS,
     InputError,
     input_kind,
+    make_cropper,
     video_crops,
 )
 from md_csd_tf.models.base import DetectorModel
@@ -165,15 +168,25 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"{path}: {error}") from None
 
 
+def _describe(settings: dict) -> str:
+    names = ("crops", "pick", "scale", "image_size", "detect_max_side")
+    return ", ".join(f"{name} {settings[name]}" for name in names if name in settings)
+
+
 class Detector:
     """A loaded detector of the registry plus the face cropper, scoring crops in fixed-size batches.
 
     Args:
         model: a built or loaded detector of the registry (`md_csd_tf.build_detector`).
         batch_size: crops per model call; the last batch is padded, so the model is traced once.
-        cropper: the `FaceCropper` to find faces; by default data prep's (dlib, largest face,
-            1.3x, detection on a copy downscaled to at most 640 px).
-        detect_max_side: shortcut for the default cropper's `detect_max_side` (None: full size).
+        cropper: the `FaceCropper` to find faces; by default the one that cut the model's
+            training crops (`inference.crops.make_cropper`): `md-csd prepare`'s settings as the
+            trainer stored them in the model (box scale, face pick rule, `--crops` mode), or,
+            for a model without them, data prep's defaults (dlib, largest face, 1.3x, FF++
+            boxes, a coarse first look on a copy downscaled to at most 640 px).
+        detect_max_side: the default cropper's `detect_max_side`: "model" (the one the model's
+            crops were detected at with `prepare --crops fast`, else 640), an int or None (full
+            size); one that changes the model's boxes is said in `crop_note`.
         track: in a video, start each frame's face search from the face size found in the
             previous sampled frame (`FaceCropper.detect`'s `hint`) instead of a coarse look at
             the whole frame: ~1.4x less detection time, crop boxes within IoU 0.976 of
@@ -186,6 +199,10 @@ class Detector:
     Attributes:
         threshold / threshold_source: the threshold verdicts use and where it comes from
             ("given", "calibrated: eer on val", "default").
+        crop_settings: how `md-csd prepare` cut the model's training crops (its metadata's
+            "crops"), or None for a model without them.
+        crop_note: a line saying that the faces are not cut as the training crops were (a given
+            `cropper` or `detect_max_side` differs from the model's settings), else None.
         timings: seconds spent so far in "decode", "detect" (face detection), "crop" (cutting
             and resizing the crop), "transform" (`crops_to_inputs`), "model" and "trace"
             (`warm_up`); for benchmarks.
@@ -196,7 +213,7 @@ class Detector:
         model,
         batch_size: int = 32,
         cropper: FaceCropper | None = None,
-        detect_max_side: int | None = 640,
+        detect_max_side: int | None | str = "model",
         track: bool = True,
         threshold: float | None = None,
     ):
@@ -220,10 +237,20 @@ class Detector:
             self.threshold, self.threshold_source = 0.5, "default"
         self.batch_size = int(batch_size)
         self.image_size = int(model.image_size)
+        # What the model reads (side, transform, branches, clips or single crops), in one place.
+        self.pipeline = pipeline = PipelineConfig.for_model(model, batch_size=self.batch_size)
         # Faces are cut at the size of the crops the model was trained on (data preparation's
         # --image-size, recorded in the model) and then resized like training crops were.
         crop_size = int(model.crop_size or self.image_size)
-        self.cropper = cropper or FaceCropper(image_size=crop_size, detect_max_side=detect_max_side)
+        self.crop_settings = self.metadata.get("crops")
+        self.cropper, self.crop_note = make_cropper(crop_size, self.crop_settings, detect_max_side)
+        if cropper is not None:
+            if self.crop_settings and cropper != self.cropper:
+                self.crop_note = (
+                    "the given face cropper replaces the crop settings the model was trained "
+                    f"with ({_describe(self.crop_settings)})"
+                )
+            self.cropper = cropper
         self.track = bool(track)
         self.timings: dict[str, float] = collections.defaultdict(float)
         spec = tf.TensorSpec((self.batch_size, self.image_size, self.image_size, 3), tf.uint8)
@@ -231,7 +258,7 @@ class Detector:
         # network; both have a fixed input signature and are traced once.
         self._inputs = tf.function(
             lambda crops: crops_to_inputs(
-                crops, model.transform, model.branches, None, spectrum_in_model(model)
+                crops, pipeline.transform, pipeline.branches, None, pipeline.spectrum_in_model
             ),
             input_signature=[spec],
         )
@@ -304,9 +331,9 @@ class Detector:
         Returns:
             float32 array `(N,)`.
         """
-        if getattr(self.model, "clip_frames", None):
+        if self.pipeline.clip_frames:
             raise UserError(
-                f"{self.model.detector} scores clips of {self.model.clip_frames} consecutive "
+                f"{self.model.detector} scores clips of {self.pipeline.clip_frames} consecutive "
                 "frames, not single crops or images: pass a video."
             )
         crops = fit_crops([_to_rgb_uint8(c, "rgb") for c in crops], self.image_size)
@@ -329,8 +356,9 @@ class Detector:
 
     def predict_clip_crops(self, crops) -> np.ndarray:
         """A clip detector's scores of consecutive crops of one video: the crops cut into runs
-        of T (`clip_starts`, the last run ending at the last crop; fewer than T crops are
-        padded with the last), each run scored, each crop given the mean of its runs' scores.
+        of T (the last run ending at the last crop; fewer than T crops are padded with the
+        last), each run scored, each crop given the mean of its runs' scores
+        (`data.clips.predict_video_clips`, the rule evaluation scores clips by).
 
         Args:
             crops: `(N, H, W, 3)` consecutive face crops of one video, as `predict_crops`.
@@ -338,28 +366,8 @@ class Detector:
         Returns:
             float32 array `(N,)`; their mean is the video's score at `aggregate="mean"`.
         """
-        from md_csd_tf.data.clips import clip_starts
-
         crops = fit_crops([_to_rgb_uint8(c, "rgb") for c in crops], self.image_size)
-        if len(crops) == 0:
-            return np.zeros(0, np.float32)
-        frames = int(self.model.clip_frames)
-        positions = np.arange(len(crops))
-        if len(crops) < frames:
-            positions = np.concatenate([positions, np.repeat(positions[-1:], frames - len(crops))])
-        rows = np.stack(
-            [positions[s : s + frames] for s in clip_starts(len(positions), frames, cover=True)]
-        )
-        probs = []
-        for start in range(0, len(rows), self.batch_size):
-            clips = tf.constant(crops[rows[start : start + self.batch_size]])
-            inputs = crops_to_inputs(clips, self.model.transform, self.model.branches)
-            probs.append(self.model(inputs, training=False).numpy()[:, 0])
-        probs = np.concatenate(probs)
-        totals, counts = np.zeros(len(crops)), np.zeros(len(crops))
-        np.add.at(totals, rows, probs[:, None])
-        np.add.at(counts, rows, 1.0)
-        return (totals / counts).astype(np.float32)
+        return predict_video_clips(self.model, crops, self.batch_size).astype(np.float32)
 
     # -- images ---------------------------------------------------------------------------------
 
@@ -418,7 +426,7 @@ class Detector:
     def warm_up(self) -> None:
         """Traces the scoring functions now (seconds for a full Xception) with a padded batch
         of zeros: `score_inputs` does it while the first video is being cropped."""
-        if getattr(self.model, "clip_frames", None):
+        if self.pipeline.clip_frames:  # clips are traced on the first video
             return
         before = {stage: self.timings[stage] for stage in ("transform", "model")}
         began = time.perf_counter()
@@ -462,7 +470,7 @@ class Detector:
             crops, indices, boxes, sampled = self.video_crops(path, frames, sampling, every_k)
         else:
             crops, indices, boxes, sampled = prepared.result()
-        if getattr(self.model, "clip_frames", None):  # a clip detector scores runs of T crops
+        if self.pipeline.clip_frames:  # a clip detector scores runs of T crops
             scores = self.predict_clip_crops(crops)
         else:
             scores = self.predict_crops(crops)

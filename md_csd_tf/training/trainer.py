@@ -31,15 +31,9 @@ import pandas as pd
 import tensorflow as tf
 
 from md_csd_tf._version import __version__
-from md_csd_tf.data.clips import clip_steps_per_epoch, make_clip_dataset
-from md_csd_tf.data.inputs import spectrum_in_model
-from md_csd_tf.data.manifest import check_crops_exist, read_manifest, select
-from md_csd_tf.data.pipeline import (
-    PipelineConfig,
-    frequency_statistics,
-    make_dataset,
-    steps_per_epoch,
-)
+from md_csd_tf.data.clips import make_model_dataset, model_steps_per_epoch
+from md_csd_tf.data.manifest import check_crops_exist, read_crop_settings, read_manifest, select
+from md_csd_tf.data.pipeline import PipelineConfig, frequency_statistics
 from md_csd_tf.data.pseudo_fakes import (
     make_training_dataset,
     parse_fakes,
@@ -50,7 +44,14 @@ from md_csd_tf.errors import UserError
 from md_csd_tf.files import OutputLock, atomic_write_json, check_writable
 from md_csd_tf.keras_compat import apply_multi_worker_fixes
 from md_csd_tf.models.registry import Stage, get_entry, set_batchnorm_momentum
-from md_csd_tf.models.saving import load_model, read_metadata, save_model, write_metadata
+from md_csd_tf.models.saving import (
+    get_metadata,
+    load_model,
+    read_metadata,
+    save_model,
+    set_metadata,
+    write_metadata,
+)
 from md_csd_tf.optimizers import StepDecaySchedule, unwrap_optimizer
 from md_csd_tf.prep.landmarks import read_landmarks
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
@@ -99,6 +100,9 @@ class TrainConfig:
             (`training.ensemble`); None: the recipe's (1 for all but `xception_metric`).
         plateau_factor / plateau_patience: the learning-rate cut on a val-loss plateau (None:
             the recipe's; MD-CSD: x0.2 after 3 epochs).
+        constant_lr: True: keep `base_lr` for the whole run, without the recipe's step decay
+            (`Recipe.lr_schedule`, MesoNet's); how md-csd-tf trained MesoNet before recipes had
+            schedules, and how the shipped md-csd-sbi was trained. None: the recipe's.
         steps_per_epoch / validation_steps: cap batches per epoch (None: a full pass).
         max_frames_per_video: use only the first N frames of each video (quick runs).
         freq_stat_samples: crops sampled to measure the frequency-input statistics.
@@ -162,6 +166,7 @@ class TrainConfig:
     ensemble: int | None = None
     plateau_factor: float | None = None
     plateau_patience: int | None = None
+    constant_lr: bool | None = setting(None, before=True)  # older runs kept the rate
     steps_per_epoch: int | None = setting(role=HOW)
     validation_steps: int | None = setting(role=HOW)
     max_frames_per_video: int | None = None
@@ -215,6 +220,8 @@ class TrainConfig:
         changes = {k: v for k, v in filled.items() if getattr(self, k) is None}
         if self.weights == "published":
             changes["weights"] = recipe.init
+        # Only a recipe with a schedule has a rate to keep constant (or not).
+        changes["constant_lr"] = None if recipe.lr_schedule is None else bool(self.constant_lr)
         return dataclasses.replace(self, **changes)
 
     @property
@@ -223,11 +230,8 @@ class TrainConfig:
         return f"val_{self.select_by or 'accuracy'}"
 
     def pipeline(self, model) -> PipelineConfig:
-        return PipelineConfig(
-            image_size=model.image_size,
-            transform=model.transform,
-            branches=tuple(model.branches),
-            spectrum_in_model=spectrum_in_model(model),
+        return PipelineConfig.for_model(
+            model,
             batch_size=self.batch_size,
             flip=self.flip,
             jpeg_quality=self.jpeg_quality,
@@ -468,8 +472,11 @@ def _load_last(path: Path) -> keras.Model:
         ) from error
 
 
-def _crop_size(frames) -> int | None:
-    """Side of the training crops (one is read): predict cuts faces at this size later."""
+def _crop_size(frames, crops: dict | None) -> int | None:
+    """Side of the training crops: predict cuts faces at this size later. From prepare's crop
+    settings; a manifest without them (crops not cut by prepare) has one crop read."""
+    if crops and crops.get("image_size"):
+        return int(crops["image_size"])
     import cv2
 
     image = cv2.imread(frames["abs_path"].iloc[0], cv2.IMREAD_UNCHANGED)
@@ -640,6 +647,8 @@ def _train(plan: RunPlan) -> TrainResult:
             },
         )
 
+    # How prepare cut the crops travels in the model (metadata "crops"): predict cuts faces so.
+    crops = read_crop_settings(config.manifest)
     strategy = make_strategy(config.strategy)
     with strategy.scope():
         if resumed is not None:
@@ -652,7 +661,7 @@ def _train(plan: RunPlan) -> TrainResult:
             model = get_entry(config.detector).build(
                 image_size=config.image_size,
                 weights=config.weights,
-                crop_size=_crop_size(train_frames),
+                crop_size=_crop_size(train_frames, crops),
                 **plan.builder_options,
             )
             if "freq" in model.branches:
@@ -668,23 +677,20 @@ def _train(plan: RunPlan) -> TrainResult:
             set_batchnorm_momentum(model, plan.bn_momentum)  # also after a resume: a
             # subclassed model's BatchNorm layers are rebuilt with their builder's default
         apply_multi_worker_fixes(model, strategy)
+    if crops:  # saved with every best.keras and last.keras (`save_model`)
+        set_metadata(model, {**get_metadata(model), "crops": crops})
 
     pipeline = dataclasses.replace(config.pipeline(model), seed=config.seed + epoch_offset)
-    clip_frames = getattr(model, "clip_frames", None)
-    if clip_frames:  # the detector reads clips of T consecutive crops of one video
-        if config.fakes != "dataset":
-            raise UserError(f"--fakes {config.fakes}: {config.detector} reads clips; use dataset")
-        train_data = make_clip_dataset(train_frames, pipeline, clip_frames, training=True)
-        val_data = make_clip_dataset(val_frames, pipeline, clip_frames, training=False)
-        steps = config.steps_per_epoch or clip_steps_per_epoch(train_frames, pipeline, clip_frames)
+    # A clip detector reads clips of T consecutive crops of one video (`make_model_dataset`).
+    if pipeline.clip_frames and config.fakes != "dataset":
+        raise UserError(f"--fakes {config.fakes}: {config.detector} reads clips; use dataset")
+    val_data = make_model_dataset(val_frames, pipeline, training=False)
+    if config.fakes == "dataset":
+        train_data = make_model_dataset(train_frames, pipeline, training=True)
+        steps = config.steps_per_epoch or model_steps_per_epoch(train_frames, pipeline)
     else:
-        val_data = make_dataset(val_frames, pipeline, training=False)
-        if config.fakes == "dataset":
-            train_data = make_dataset(train_frames, pipeline, training=True)
-            steps = config.steps_per_epoch or steps_per_epoch(train_frames, pipeline)
-        else:
-            train_data = make_training_dataset(train_frames, pipeline, config.fakes, landmarks)
-            steps = config.steps_per_epoch or training_steps(train_frames, pipeline, config.fakes)
+        train_data = make_training_dataset(train_frames, pipeline, config.fakes, landmarks)
+        steps = config.steps_per_epoch or training_steps(train_frames, pipeline, config.fakes)
 
     state = resumed or {"epoch": 0, "best_val_accuracy": -math.inf, "best_epoch": 0, "history": []}
     plateau = None
