@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from md_csd_tf.data.manifest import read_manifest
+from md_csd_tf.data.manifest import CROP_SETTINGS_FILE, read_crop_settings, read_manifest
 from md_csd_tf.inference.detector import Detector
 from md_csd_tf.models.ensemble import MajorityVote, VoteEnsemble, renamed
 from md_csd_tf.models.registry import build_detector, get_entry, recipe_of
-from md_csd_tf.models.saving import load_ensemble_folder, load_members
+from md_csd_tf.models.saving import load_ensemble_folder, load_members, read_metadata
 from md_csd_tf.models.xception_metric import XceptionMetric, semi_hard_triplet_loss
 from md_csd_tf.training.ensemble import balanced_chunks, published_chunk_count, train_ensemble
 from md_csd_tf.training.trainer import TrainConfig, TrainResult
@@ -410,6 +410,8 @@ def test_train_ensemble_writes_chunk_manifests_and_the_vote(tmp_path):
     (tmp_path / "data").mkdir()
     manifest = tmp_path / "data" / "manifest.csv"
     table.to_csv(manifest, index=False)
+    crops = {"image_size": 8, "scale": 1.3, "format": "png", "pick": "best", "crops": "ffpp"}
+    (tmp_path / "data" / CROP_SETTINGS_FILE).write_text(json.dumps(crops))
     seen = []
 
     def fake_train(config):
@@ -438,6 +440,7 @@ def test_train_ensemble_writes_chunk_manifests_and_the_vote(tmp_path):
         assert set(rows["path"]) <= originals  # absolute paths to the same crops
         assert list(rows["abs_path"]) == list(rows["path"])
         train_ids.append(_video_ids(train))
+        assert read_crop_settings(config_i.manifest) == crops  # each member stores them
     assert all(not (a & b) for a, b in itertools.combinations(train_ids, 2))
 
     summary = json.loads((tmp_path / "run" / "ensemble.json").read_text())
@@ -445,6 +448,7 @@ def test_train_ensemble_writes_chunk_manifests_and_the_vote(tmp_path):
     vote = load_ensemble_folder(tmp_path / "run")
     assert isinstance(vote, VoteEnsemble) and vote.ensemble == 3
     assert result.best_model == str(tmp_path / "run" / "best.keras")
+    assert read_metadata(result.best_model)["crops"] == crops  # predict cuts faces by them
     x = {"rgb": np.zeros((2, 8, 8, 3), np.float32)}
     np.testing.assert_allclose(vote.predict(x, verbose=0), np.full((2, 1), 2 / 3), rtol=1e-6)
 

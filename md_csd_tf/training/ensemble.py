@@ -9,8 +9,10 @@ chunk and combined them by max voting. Here:
                                           two chunks)
     each chunk -> <out>/chunks/chunk_<i>.csv   (its train rows + every val/test row, absolute
                                           crop paths), trained by the project's trainer into
-                                          <out>/member_<i>/ (resumable like any run)
-    <out>/best.keras                   = VoteEnsemble of the members' best.keras
+                                          <out>/member_<i>/ (resumable like any run); the
+                                          manifest's crop_settings.json is copied beside them
+    <out>/best.keras                   = VoteEnsemble of the members' best.keras (with the
+                                          crop settings in its metadata, as the members')
     <out>/ensemble.json                = K, the chunking, the videos per chunk and class
 
 `md_csd_tf.models.saving.load_ensemble_folder(<out>)` loads the result.
@@ -37,9 +39,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from md_csd_tf.data.manifest import MANIFEST_COLUMNS, read_manifest, select
+from md_csd_tf.data.manifest import (
+    CROP_SETTINGS_FILE,
+    MANIFEST_COLUMNS,
+    read_crop_settings,
+    read_manifest,
+    select,
+)
 from md_csd_tf.evaluation.metrics import video_key
-from md_csd_tf.files import atomic_write, atomic_write_json, atomic_write_text
+from md_csd_tf.files import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:  # annotations only: the trainer calls this module, never the reverse
     from md_csd_tf.training.trainer import TrainConfig, TrainResult
@@ -143,7 +151,7 @@ def train_ensemble(
         The folder, `<out>/best.keras` and each member's `TrainResult`.
     """
     from md_csd_tf.models.ensemble import VoteEnsemble
-    from md_csd_tf.models.saving import load_members
+    from md_csd_tf.models.saving import load_members, save_model, set_metadata
 
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,6 +173,10 @@ def train_ensemble(
     chunks = balanced_chunks(train_rows, k, config.seed, share_minority)
     others = table[table["split"] != "train"]
     (out / "chunks").mkdir(exist_ok=True)
+    # Beside the chunk manifests, so every member's model stores how prepare cut the crops.
+    crops = read_crop_settings(config.manifest)
+    if crops:
+        atomic_write_json(out / "chunks" / CROP_SETTINGS_FILE, crops, indent=1)
     results, summary = [], []
     for i, chunk in enumerate(chunks):
         manifest = out / "chunks" / f"chunk_{i}.csv"
@@ -185,5 +197,7 @@ def train_ensemble(
     newest = max(Path(r.best_model).stat().st_mtime for r in results)
     if not (best.is_file() and best.stat().st_mtime >= newest):  # finished: reuse, no rewrite
         ensemble = VoteEnsemble(load_members([r.best_model for r in results]))
-        atomic_write(best, ensemble.save, suffix=".keras")  # Keras picks the format by suffix
+        if crops:  # predict cuts faces as the members' crops were cut
+            set_metadata(ensemble, {"crops": crops})
+        save_model(ensemble, best)
     return EnsembleResult(str(out), str(best), results)
