@@ -127,6 +127,7 @@ def train_config(config: PretrainConfig, manifest: Path, out: Path, **changes):
         steps_per_epoch=config.steps_per_epoch,
         batch_size=config.batch_size,
         base_lr=config.base_lr,
+        constant_lr=config.constant_lr or None,  # None: the recipe's schedule
         fakes=config.fakes,
         pair_augment=config.pair_augment,
         select_by=config.select_by,

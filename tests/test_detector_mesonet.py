@@ -20,7 +20,13 @@ from keras import layers
 
 from md_csd_tf.errors import UserError
 from md_csd_tf.models import mesonet
-from md_csd_tf.models.registry import build_detector, get_entry, list_detectors, recipe_of
+from md_csd_tf.models.registry import (
+    StepDecay,
+    build_detector,
+    get_entry,
+    list_detectors,
+    recipe_of,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = {  # name -> (detector, file)
@@ -137,6 +143,8 @@ def test_recipe_is_the_papers():
         assert (recipe.image_size, recipe.inputs) == (256, ("rgb",))
         assert (recipe.loss, recipe.optimizer, recipe.learning_rate) == ("mse", "adam", 1e-3)
         assert recipe.batch_size == 75
+        # Sec. 3: divided by 10 every 1000 iterations down to 1e-6.
+        assert recipe.lr_schedule == StepDecay(1000, 0.1, 1e-6)
         assert recipe.video_aggregate == "mean"
         assert "x/255" in recipe.normalisation and "WIFS 2018" in recipe.paper
     assert {"meso4", "mesoinception4"} <= set(list_detectors())

@@ -156,3 +156,23 @@ def test_a_pretraining_candidates_model_options_reach_its_train_config(tmp_path)
     pretrain = get_config(detector="md_csd_rgb", model_options={"middle_blocks": 0})
     config = train_config(pretrain, tmp_path / "manifest.csv", tmp_path)
     assert config.model_options == {"middle_blocks": 0, "bn_momentum": 0.9}
+
+
+def test_mesonets_step_decay_is_in_its_recipe_and_old_runs_keep_their_constant_rate(tmp_path):
+    """MesoNet's paper divides 1e-3 by 10 every 1000 iterations down to 1e-6 (Sec. 3): its
+    recipe says so; a run folder from before recipes had schedules trained at a constant rate,
+    so it resumes only as such (`constant_lr`, which the shipped model's config keeps)."""
+    assert registry.get_entry("meso4").recipe.lr_schedule == registry.StepDecay(1000, 0.1, 1e-6)
+    config = TrainConfig(str(tmp_path / "m.csv"), str(tmp_path / "run"), detector="meso4")
+    assert RunPlan.resolve(config).lr_schedule == registry.StepDecay(1000, 0.1, 1e-6)
+    constant = dataclasses.replace(config, constant_lr=True)
+    assert RunPlan.resolve(constant).lr_schedule is None
+    # Every other recipe has no schedule: the field stays unset, folder names unchanged.
+    assert RunPlan.resolve(TrainConfig("m.csv", "run")).config.constant_lr is None
+    old = {k: v for k, v in dataclasses.asdict(config).items() if k != "constant_lr"}
+    assert RunPlan.resolve(config).changed_from(old) == ["constant_lr"]
+    assert RunPlan.resolve(constant).changed_from(old) == []
+    from md_csd_tf.configs.pretrain_sbi import get_config
+    from md_csd_tf.pretraining import train_config
+
+    assert train_config(get_config(), tmp_path / "m.csv", tmp_path).constant_lr is True

@@ -277,3 +277,20 @@ def test_a_run_folder_from_before_model_options_resumes(manifest, tmp_path):
     with pytest.raises(UserError, match="different model_options"):
         train(dataclasses.replace(config, epochs=2, middle_blocks=1))
     assert train(dataclasses.replace(config, epochs=2)).epochs_done == 2
+
+
+def test_a_recipe_step_decay_trains_saves_and_resumes(manifest, tmp_path, monkeypatch):
+    """A recipe's `StepDecay` (MesoNet's) compiles as a Keras schedule that last.keras keeps."""
+    from md_csd_tf.models import registry
+
+    entry = registry.get_entry("meso4")
+    fast = dataclasses.replace(entry.recipe, lr_schedule=registry.StepDecay(1, 0.5, 1e-4))
+    monkeypatch.setitem(registry._REGISTRY, "meso4", dataclasses.replace(entry, recipe=fast))
+    run = tmp_path / "run"
+    config = tiny(manifest, run, detector="meso4", image_size=32, middle_blocks=None)
+    train(config)
+    state = json.loads((run / "state.json").read_text())
+    assert state["learning_rate"] == pytest.approx(1e-3 * 0.5**2)  # after two steps
+    train(dataclasses.replace(config, epochs=2))
+    state = json.loads((run / "state.json").read_text())
+    assert state["learning_rate"] == pytest.approx(1e-4)  # the floor, after four steps

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from md_csd_tf.errors import UserError
 
-ROLE = "run_role"  # the dataclasses.field metadata key
+ROLE = "run_role"  # the dataclasses.field metadata keys
+BEFORE = "run_before"
 DEFINES, DATA, FRESH, HOW = "defines", "data", "fresh", "how"
 
 #: Model options that were `TrainConfig` fields before `model_options`: still accepted as
@@ -79,11 +80,15 @@ def parse_model_options(
     return options
 
 
-def setting(default=None, role: str = DEFINES, **kwargs):
-    """A `TrainConfig` field with its role for the run folder (see the module docstring)."""
+def setting(default=None, role: str = DEFINES, before=dataclasses.MISSING, **kwargs):
+    """A `TrainConfig` field with its role for the run folder (see the module docstring).
+
+    `before`: what the code did before the field existed, read for a run folder whose
+    config.json lacks it (default: the field's default)."""
     if role not in (DEFINES, DATA, FRESH, HOW):
         raise ValueError(f"unknown role {role!r}")
-    return dataclasses.field(default=default, metadata={ROLE: role}, **kwargs)
+    metadata = {ROLE: role} if before is dataclasses.MISSING else {ROLE: role, BEFORE: before}
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
 def roles(config_type) -> dict[str, str]:
@@ -119,7 +124,8 @@ class RunPlan:
         bn_momentum: set on every BatchNorm layer of the built (or resumed) model, for a
             detector whose builder has no such option; None: nothing to set.
         stages: the schedule of trainable layers (`Recipe.schedule(config.epochs)`).
-        lr_schedule: the recipe's `StepDecay` of the learning rate, or None.
+        lr_schedule: the recipe's `StepDecay` of the learning rate, or None (none in the
+            recipe, or `config.constant_lr`).
     """
 
     config: object
@@ -149,7 +155,8 @@ class RunPlan:
             print(f"note: {config.detector} has no option {', '.join(ignored)}; ignored.")
         checked = entry.check_options({k: v for k, v in given.items() if k not in ignored})
         recipe = entry.recipe
-        if recipe.lr_schedule is not None and config.plateau_factor is not None:
+        schedule = None if getattr(config, "constant_lr", None) else recipe.lr_schedule
+        if schedule is not None and config.plateau_factor is not None:
             raise UserError(
                 f"{config.detector}: its recipe decays the learning rate by steps; a plateau cut "
                 "(plateau_factor) cannot be combined with it"
@@ -159,7 +166,7 @@ class RunPlan:
             builder_options={k: v for k, v in checked.items() if k in entry.options},
             bn_momentum=None if "bn_momentum" in entry.options else checked.get("bn_momentum"),
             stages=recipe.schedule(config.epochs),
-            lr_schedule=recipe.lr_schedule,
+            lr_schedule=schedule,
         )
 
     def identity(self) -> dict:
@@ -182,8 +189,12 @@ class RunPlan:
         config_type = type(self.config)
         accepted = {f.name for f in dataclasses.fields(config_type)} | set(SHORTHANDS)
         if "detector" in stored and set(stored) <= accepted:  # recipe values as the run used
-            # them; a field added after the run was made is missing: its default. Former fields
-            # (`SHORTHANDS`) become model options.
+            # them; a field added after the run was made is missing: what the code did then
+            # (`setting(before=...)`), else its default. Former fields (`SHORTHANDS`) become
+            # model options.
+            for f in dataclasses.fields(config_type):
+                if f.name not in stored and BEFORE in f.metadata:
+                    stored[f.name] = f.metadata[BEFORE]
             stored = dataclasses.asdict(config_type(**stored).resolved())
         previous = _comparable(stored)
         return sorted(k for k, v in self.identity().items() if previous.get(k) != v)
