@@ -6,7 +6,7 @@ import json
 import pytest
 from data_fixtures import tiny_train_config, write_crop_manifest
 
-from md_csd_tf.data.manifest import CROP_SETTINGS_FILE, read_crop_settings
+from md_csd_tf.data.manifest import CROP_SETTINGS_FILE, read_crop_settings, read_manifest
 from md_csd_tf.inference.crops import make_cropper, saved_crop_settings
 from md_csd_tf.prep.extract import ExtractConfig, _crop_settings
 from md_csd_tf.prep.faces import FaceCropper
@@ -50,13 +50,18 @@ def test_a_folder_from_before_the_crop_modes_reads_as_fast_crops(tmp_path):
 
 
 def test_the_shipped_model_has_no_crop_settings_and_keeps_the_default_cropper():
+    from md_csd_tf.inference.detector import Detector
     from md_csd_tf.models.pretrained import path_of
 
     assert saved_crop_settings(path_of()) is None
+    detector = Detector.pretrained()  # real-face corpus crops: FaceCropper's defaults at 299 px
+    assert detector.crop_settings is None and detector.crop_note is None
+    assert detector.cropper == FaceCropper(image_size=299)
 
 
 @pytest.mark.slow
-def test_prepare_settings_reach_the_saved_model_and_the_detector(tmp_path):
+def test_prepare_settings_reach_the_saved_model_and_the_detector(tmp_path, capsys):
+    from md_csd_tf import cli
     from md_csd_tf.inference.detector import Detector
     from md_csd_tf.models.saving import read_metadata
     from md_csd_tf.training.trainer import train
@@ -83,3 +88,12 @@ def test_prepare_settings_reach_the_saved_model_and_the_detector(tmp_path):
     assert full.cropper.detect_max_side is None and "320 px" in full.crop_note
     given = Detector(detector.model, cropper=FaceCropper(image_size=SIZE))
     assert given.cropper == FaceCropper(image_size=SIZE) and "pick best" in given.crop_note
+
+    # md-csd predict says when --detect-max-side changes the model's boxes, and only then.
+    crop = str(manifest.parent / read_manifest(manifest)["path"].iloc[0])
+    best = str(run / "best.keras")
+    assert cli.main(["predict", "--model", best, "--no-detect", "--quiet", crop]) == 0
+    assert "note: --detect-max-side" not in capsys.readouterr().out
+    assert cli.main(["predict", "--model", best, "--no-detect", "--quiet", crop,
+                     "--detect-max-side", "0"]) == 0  # fmt: skip
+    assert "note: --detect-max-side 0 replaces the 320 px" in capsys.readouterr().out
