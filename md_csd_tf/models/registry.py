@@ -58,7 +58,7 @@ class StepDecay:
 
     MesoNet's (Afchar et al., Sec. 3): 1e-3 divided by 10 every 1000 iterations down to 1e-6,
     `StepDecay(1000, 0.1, 1e-6)`. The trainer turns it into a Keras schedule
-    (`training.recipe.learning_rate_schedule`); a plateau cut cannot be combined with it.
+    (`optimizers.StepDecaySchedule`); a plateau cut cannot be combined with it.
     """
 
     every_steps: int
@@ -201,7 +201,9 @@ class Option:
             else:
                 value = self.type(text)
         except ValueError:
-            raise UserError(f"model option {self.name}={text}: expected {self.describe()}") from None
+            raise UserError(
+                f"model option {self.name}={text}: expected {self.describe()}"
+            ) from None
         return self.check(value)
 
     def check(self, value):
