@@ -176,3 +176,26 @@ def test_mesonets_step_decay_is_in_its_recipe_and_old_runs_keep_their_constant_r
     from md_csd_tf.pretraining import train_config
 
     assert train_config(get_config(), tmp_path / "m.csv", tmp_path).constant_lr is True
+
+
+def test_each_paper_table_is_one_config_file_quoting_the_papers_numbers():
+    """configs/table1.py ... table6.py: the docstring gives the command and the paper's numbers
+    (checked against `md_csd_tf.paper`); the tables workflow reads the cells from them."""
+    import importlib
+
+    from md_csd_tf.workflows import paper_configs
+
+    names = []
+    for name in paper_configs.TABLE_CONFIGS:
+        config = importlib.import_module(f"md_csd_tf.configs.{name}")
+        assert "python experiments/" in config.__doc__
+        for cell in config.get_config():
+            names.append(cell["name"])
+            for value in cell["paper"].values():
+                assert str(value) in config.__doc__, (name, cell["name"], value)
+    assert names == list(paper_configs.EXPERIMENTS)  # every experiment, in the paper's order
+    assert len(names) == 20 and names[0] == "table1_c23_Deepfakes" and names[-1] == "table6_dct"
+    cell = paper_configs.EXPERIMENTS["table5_concat"]
+    assert cell.run == paper_configs.Run("c23", detector="md_csd_concat")
+    assert dict(cell.paper) == {"auc": 0.9789} and cell.table == "V"
+    assert paper_configs.EXPERIMENTS["table6_fft"].run.transform == "fft"

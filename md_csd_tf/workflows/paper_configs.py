@@ -17,11 +17,11 @@ Reference: MD-CSDNetwork, Sec. III and Tables I-VI.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import types
 from collections.abc import Mapping
 
-from md_csd_tf.names import COMPRESSIONS, FFPP_METHODS
-from md_csd_tf.paper import OURS, paper_table, paper_value
+from md_csd_tf.names import FFPP_METHODS
 
 # Two-Xception training at 299 px, batch 32, 20 epochs; the paper reports ~4000 s per epoch on
 # three V100s, so ~22 h there. One >= 16 GB GPU per replica.
@@ -209,68 +209,22 @@ class Experiment:
         )
 
 
+#: The experiment configs, one small file per paper table (big_vision's `configs/`): each
+#: module's docstring gives the commands, the paper's numbers and the cost; its `get_config()`
+#: lists the table's cells.
+TABLE_CONFIGS = ("table1", "table2", "table3", "table4", "table5", "table6")
+
+
 def _experiments() -> dict[str, Experiment]:
     found = []
-    for compression in COMPRESSIONS:
-        for method in FFPP_METHODS:
-            found.append(
-                Experiment(
-                    f"table1_{compression}_{method}",
-                    "I",
-                    Run(compression, method),
-                    "ff_test",
-                    {"acc": paper_value("I", OURS, method, compression)},
-                )
-            )
-    for compression in COMPRESSIONS:
-        found.append(
+    for name in TABLE_CONFIGS:
+        config = importlib.import_module(f"md_csd_tf.configs.{name}")
+        found += [
             Experiment(
-                f"table2_{compression}",
-                "II",
-                Run(compression),
-                "ff_test",
-                {k: paper_value("II", OURS, compression, k) for k in ("acc", "auc")},
+                cell["name"], config.TABLE, Run(**cell["run"]), cell["measure"], cell["paper"]
             )
-        )
-    # The paper does not say which FF++ model it tested across datasets; the Table II c23 model
-    # (all four methods) is the one its Table III first column (FF++ Deepfakes AUC) implies.
-    found.append(
-        Experiment(
-            "table3_celebdf",
-            "III",
-            Run("c23"),
-            "celebdf",
-            {
-                "ff++ Deepfakes auc": paper_value("III", OURS, "ff++"),
-                "auc": paper_value("III", OURS, "celebdf"),
-            },
-        )
-    )
-    found.append(
-        Experiment("table4_dfd", "IV", Run("c23"), "dfd", {"auc": paper_value("IV", OURS, "dfd")})
-    )
-    from md_csd_tf.models.variants import VARIANTS
-
-    for variant in VARIANTS:  # the paper's Table V order
-        found.append(
-            Experiment(
-                f"table5_{variant}",
-                "V",
-                Run("c23", detector=variant_detector(variant)),
-                "ff_test",
-                {"auc": paper_value("V", variant, "auc")},
-            )
-        )
-    for transform in paper_table("VI")["rows"]:  # dwt, fft, dct: the paper's order
-        found.append(
-            Experiment(
-                f"table6_{transform}",
-                "VI",
-                Run("c23", transform=transform),
-                "ff_test",
-                {"auc": paper_value("VI", transform, "auc")},
-            )
-        )
+            for cell in config.get_config()
+        ]
     return {e.name: e for e in found}
 
 
