@@ -52,6 +52,7 @@ PAPER = (
     "Forgery Detection, CVPR 2022, Sec. 3 (losses BCE + 0.1 rec + 0.1 metric)"
 )
 
+
 @keras.saving.register_keras_serializable(package="md_csd_tf")
 class FrequencyFilter(keras.layers.Layer):
     """2-D FFT over the spatial axes, a learnable complex filter, inverse FFT, feed-forward.

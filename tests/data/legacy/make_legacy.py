@@ -5,24 +5,30 @@ Run once, at commit 02d044e (before the DetectorModel base class), as
 the scores they give on fixed crops (expected.json) and every detector's serialized config at
 71 px (configs.json). Kept to show how they were made; the test never runs it.
 """
+
 import json
 import os
 import sys
-import numpy as np
+
 import keras
-from md_csd_tf.models.registry import build_detector
-from md_csd_tf.models.ensemble import VoteEnsemble, renamed
+import numpy as np
+
 from md_csd_tf.data.inputs import model_inputs
+from md_csd_tf.models.ensemble import VoteEnsemble, renamed
+from md_csd_tf.models.registry import build_detector
 
 out = sys.argv[1]
 keras.utils.set_random_seed(0)
 models = {
     "meso4_32": build_detector("meso4", image_size=32, weights=None, crop_size=40),
     "mesoinception4_32": build_detector("mesoinception4", image_size=32, weights=None),
-    "dual_level_32": build_detector("dual_level", image_size=32, weights=None, clip_frames=2,
-                                    resnet_stages=1, units=8, layers=1),
+    "dual_level_32": build_detector(
+        "dual_level", image_size=32, weights=None, clip_frames=2, resnet_stages=1, units=8, layers=1
+    ),
 }
-members = [renamed(build_detector("meso4", image_size=32, weights=None), f"member_{i}") for i in range(3)]
+members = [
+    renamed(build_detector("meso4", image_size=32, weights=None), f"member_{i}") for i in range(3)
+]
 models["vote_meso4_32"] = VoteEnsemble(members)
 expected = {}
 for name, model in models.items():
@@ -33,11 +39,16 @@ for name, model in models.items():
     p = model(inputs, training=False).numpy()
     path = os.path.join(out, f"{name}.keras")
     model.save(path)
-    expected[name] = {"detector": model.detector, "input_shape": list(shape), "seed": 1,
-                      "fake_probability": p[:, 0].astype(float).tolist(),
-                      "size_bytes": os.path.getsize(path)}
+    expected[name] = {
+        "detector": model.detector,
+        "input_shape": list(shape),
+        "seed": 1,
+        "fake_probability": p[:, 0].astype(float).tolist(),
+        "size_bytes": os.path.getsize(path),
+    }
     print(name, os.path.getsize(path), p[:, 0])
-json.dump(expected, open(os.path.join(out, "expected.json"), "w"), indent=1)
+with open(os.path.join(out, "expected.json"), "w") as f:
+    json.dump(expected, f, indent=1)
 
 from md_csd_tf.models.registry import get_entry, list_detectors  # noqa: E402
 
@@ -52,4 +63,5 @@ for name in list_detectors():
     model = entry.build(**options)
     configs[name] = keras.saving.serialize_keras_object(model)
     print(name, configs[name]["config"])
-json.dump(configs, open(os.path.join(out, "configs.json"), "w"), indent=1, default=list)
+with open(os.path.join(out, "configs.json"), "w") as f:
+    json.dump(configs, f, indent=1, default=list)
