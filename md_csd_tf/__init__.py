@@ -14,6 +14,7 @@ _LAZY = {
     "CrossStitch": "md_csd_tf.layers.cross_stitch",
     "FrequencyStandardization": "md_csd_tf.layers.standardization",
     "build_model": "md_csd_tf.models.md_csd",
+    "DetectorModel": "md_csd_tf.models.base",
     "build_detector": "md_csd_tf.models.registry",
     "list_detectors": "md_csd_tf.models.registry",
     "recipe_of": "md_csd_tf.models.registry",
