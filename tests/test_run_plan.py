@@ -199,3 +199,16 @@ def test_each_paper_table_is_one_config_file_quoting_the_papers_numbers():
     assert cell.run == paper_configs.Run("c23", detector="md_csd_concat")
     assert dict(cell.paper) == {"auc": 0.9789} and cell.table == "V"
     assert paper_configs.EXPERIMENTS["table6_fft"].run.transform == "fft"
+
+
+def test_md_csd_train_reports_a_bad_model_option_in_one_line(tmp_path, capsys):
+    from md_csd_tf import cli
+
+    argv = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]
+    assert cli.main([*argv, "--model-option", "depth=3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("md-csd train: error: --model-option depth=3:")
+    assert "its options: transform, middle_blocks, head, bn_momentum, spectrum_in_model" in err[0]
+    assert cli.main([*argv, "--detector", "xception", "--model-option", "bn_momentum=2"]) == 2
+    assert "expected a number in [0.0, 1.0)" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before any work
