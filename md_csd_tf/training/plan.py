@@ -1,10 +1,11 @@
 """The run plan: every value of one training run, resolved once before anything is built.
 
 Settings come from four places: the detector's recipe (`models.registry.Recipe`), a profile
-(`experiments.PROFILES`: paper, demo, smoke), what the user gave (command line or Python) and
+(`workflows.paper_configs`: PAPER, DEMO, SMOKE), what the user gave (command line or Python) and
 the detector's model options (`registry.Option`). `RunPlan.resolve` lays them over each other
-once; the trainer, the run folder's resume check and the experiments' folder names read the
-plan, never the layers.
+once; the trainer, the run folder's resume check (config.json's "run_hash" is the plan's
+`digest`) and the paper runs' folder names (`paper_configs.Run.folder_name`) read the plan,
+never the layers.
 
 Each `TrainConfig` field says what it is to a run folder (`setting(..., role=...)`), so what a
 resume may change is declared beside the field rather than kept in a separate list:
