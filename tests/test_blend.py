@@ -73,6 +73,7 @@ def test_output_equals_frame_outside_mask_and_mask_in_dilated_hull(kind, seed):
     assert np.any(out[~outside] != image[~outside])
 
 
+@pytest.mark.slow
 def test_sbi_ratio_is_one_of_the_papers():
     ratios = {
         round(float(blend.sbi(frame(), face_landmarks(), tf.constant([i, 1]))[1].numpy().max()), 2)
@@ -104,6 +105,7 @@ def test_polygon_mask_matches_matplotlib_point_in_polygon():
 
 
 @pytest.mark.parametrize("kind", ["sbi", "fwa", "xray"])
+@pytest.mark.slow
 def test_same_seed_same_pseudo_fake_eagerly_and_in_tf_data(kind):
     image, points = frame(3), face_landmarks()
     eager = [_run(kind, image, points, s)[0].numpy() for s in SEEDS]
@@ -141,6 +143,7 @@ def crops(tmp_path_factory):
     return manifest, table
 
 
+@pytest.mark.slow
 def test_pairs_are_real_then_fake_of_the_same_frame(crops):
     manifest, table = crops
     reals = table[(table["split"] == "train") & (table["label"] == 0)].reset_index(drop=True)
@@ -158,6 +161,7 @@ def test_pairs_are_real_then_fake_of_the_same_frame(crops):
         assert same < 4 < other, (kind, same, other)  # only JPEG noise within a pair
 
 
+@pytest.mark.slow
 def test_new_pseudo_fakes_every_epoch(crops):
     manifest, table = crops
     reals = table[(table["split"] == "train") & (table["label"] == 0)].reset_index(drop=True)
@@ -168,6 +172,7 @@ def test_new_pseudo_fakes_every_epoch(crops):
     assert len({f.tobytes() for f in fakes}) == len(fakes)  # two epochs, no repeated draw
 
 
+@pytest.mark.slow
 def test_mixed_stream_and_odd_batch(crops):
     manifest, table = crops
     train = table[table["split"] == "train"].reset_index(drop=True)
@@ -339,6 +344,7 @@ def standin():
     return train, test_reals, test_fakes
 
 
+@pytest.mark.slow
 def test_sbi_on_standin_reals_detects_standin_face_swaps(standin, tmp_path):
     # Done means of issue 12; the model never sees a stand-in fake. Over seeds 0-4 the held-out
     # AUCs were FaceSwap 0.93-0.99 and Deepfakes 0.78-0.96 (seed 0: 0.93, 0.92), against

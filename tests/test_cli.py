@@ -23,6 +23,7 @@ def test_version_and_help_answer_without_importing_tensorflow():
     assert out.stdout.strip().endswith("False")
 
 
+@pytest.mark.slow
 def test_prepare_parses_without_tensorflow_and_others_start_quietly(tmp_path):
     # `md-csd prepare` needs no TensorFlow; a command that does must not print its C++ start-up
     # lines (oneDNN, cpu_feature_guard, absl::InitializeLog) unless asked to be verbose.

@@ -164,6 +164,7 @@ def test_people_are_dealt_into_disjoint_pools(many_people):
     assert not disjoint and all(len(p) == 2 for p in pools.values())
 
 
+@pytest.mark.slow
 def test_written_metadata_is_identity_disjoint(many_people, tmp_path):
     summary = synthetic.make_demo_dataset(
         tmp_path, pairs=(2, 1, 1), frames=3, size=(160, 120), compressions=("c23",),

@@ -74,6 +74,7 @@ def test_metric_loss_pulls_reals_together_and_pushes_fakes_away():
     assert float(real_compact_metric_loss(labels, bad)) == pytest.approx(1.0 + 0.5, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_total_loss_is_bce_plus_tenth_reconstruction_plus_tenth_metric():
     tf.keras.utils.set_random_seed(0)
     model = build_detector("attention_net", image_size=71, weights=None)

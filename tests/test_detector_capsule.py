@@ -47,6 +47,7 @@ def _np_routing(x, w, iterations):
     return v
 
 
+@pytest.mark.slow
 def test_output_is_fake_probability_in_range():
     model = build_capsule(image_size=SIZE, seed=1)
     out = model.predict(_pixels(3), verbose=0)
@@ -61,6 +62,7 @@ def test_output_is_fake_probability_in_range():
     assert model.image_size == SIZE and model.crop_size is None
 
 
+@pytest.mark.slow
 def test_class_probabilities_sum_to_one_and_fake_is_class_one():
     model = build_capsule(image_size=SIZE, noise_stddev=0.0, prior_dropout=0.0, seed=2)
     both = class_probability_model(model)
@@ -130,12 +132,14 @@ def test_routing_noise_only_in_training():
     np.testing.assert_allclose(np.asarray(quiet(x, training=True)), a, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_predict_is_deterministic():
     model = build_capsule(image_size=SIZE, seed=8)
     x = _pixels(2)
     np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+@pytest.mark.slow
 def test_vgg_stem_is_keras_vgg19_and_frozen():
     model = build_capsule(image_size=SIZE, train_stem=False)  # as with pretrained weights
     vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
@@ -162,6 +166,7 @@ def test_torch_normalisation_option():
     np.testing.assert_allclose(pre, expected, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_keras_round_trip(tmp_path):
     model = build_capsule(image_size=SIZE, noise_stddev=0.0, prior_dropout=0.0, seed=9)
     x = _pixels(2)

@@ -12,6 +12,7 @@ from md_csd_tf.models.saving import load_model
 SIZE = 32  # ResNet-50's minimum input
 
 
+@pytest.mark.slow
 def test_resnet_stages_keeps_a_prefix_of_resnet50_with_its_weights(tmp_path):
     keras.utils.set_random_seed(0)
     full = keras.applications.ResNet50(include_top=False, weights=None,

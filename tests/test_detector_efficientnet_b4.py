@@ -38,6 +38,7 @@ def test_parameter_count_at_the_recipe_size():
     assert full.count_params() == 17_673_823 + 1793
 
 
+@pytest.mark.slow
 def test_model_feeds_pixels_0_255_to_keras_normalisation_with_imagenet_statistics(model):
     # Nothing of ours between the input and the backbone: it gets the 0..255 pixels.
     assert [type(layer).__name__ for layer in model.layers] == [
@@ -54,6 +55,7 @@ def test_model_feeds_pixels_0_255_to_keras_normalisation_with_imagenet_statistic
     np.testing.assert_allclose(normalised, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_output_is_a_float32_probability_and_contract_attributes(model):
     assert isinstance(model, EfficientNetB4Detector)
     assert (model.detector, model.branches, model.image_size, model.crop_size) == (
@@ -67,6 +69,7 @@ def test_output_is_a_float32_probability_and_contract_attributes(model):
     assert y.shape == (4, 1) and y.dtype == np.float32 and np.all((y > 0) & (y < 1))
 
 
+@pytest.mark.slow
 def test_keras_weights_are_copied_and_the_normalisation_kept(model):
     source = keras.applications.EfficientNetB4(
         include_top=False, weights=None, input_shape=(SIZE, SIZE, 3)
@@ -83,6 +86,7 @@ def test_keras_weights_are_copied_and_the_normalisation_kept(model):
     np.testing.assert_allclose(norm[0].get_weights()[0], IMAGENET_MEAN, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_keras_round_trip_gives_the_same_predictions(model, tmp_path):
     x = {"rgb": pixels(2)}
     path = tmp_path / "efficientnet_b4.keras"

@@ -107,6 +107,7 @@ def model():
     return build_detector("f3net_fad", image_size=SIZE)
 
 
+@pytest.mark.slow
 def test_model_reads_pixels_feeds_12_channels_and_outputs_a_probability(model):
     assert isinstance(model, F3NetFAD)
     assert (model.detector, model.branches, model.image_size) == ("f3net_fad", ("rgb",), SIZE)
@@ -120,6 +121,7 @@ def test_model_reads_pixels_feeds_12_channels_and_outputs_a_probability(model):
     np.testing.assert_allclose(pre.ravel(), [-1, 1, 0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_rgb_xception_weights_enter_the_12_channel_backbone_f3nets_way():
     source = keras.applications.Xception(
         include_top=False, weights=None, input_shape=(SIZE, SIZE, 3)
@@ -140,6 +142,7 @@ def test_rgb_xception_weights_enter_the_12_channel_backbone_f3nets_way():
     np.testing.assert_allclose(mine(np.tile(z, (1, 1, 1, 4))), first(z), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_keras_round_trip_gives_the_same_predictions(model, tmp_path):
     x = {"rgb": RNG.uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)}
     path = tmp_path / "f3net.keras"
@@ -189,6 +192,7 @@ def test_package_loader_finds_the_class_in_a_fresh_process(model, tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "F3NetFAD"
 
 
+@pytest.mark.slow
 def test_mixed_precision_keeps_the_dct_and_the_output_in_float32():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:

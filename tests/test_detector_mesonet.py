@@ -154,6 +154,7 @@ def test_recipe_is_the_papers():
 
 
 @pytest.mark.parametrize("weights", list(WEIGHTS))
+@pytest.mark.slow
 def test_published_weights_give_one_minus_the_published_output(weights):
     detector, filename = WEIGHTS[weights]
     model = build_detector(detector, weights=weights)
@@ -175,6 +176,7 @@ def test_published_weights_give_one_minus_the_published_output(weights):
     assert np.ptp(features) > 0.1  # not a degenerate all-zero comparison
 
 
+@pytest.mark.slow
 def test_label_flip_negates_only_the_last_dense():
     flipped = build_detector("meso4", weights="mesonet-df")
     as_published = mesonet.MesoNet("meso4")
@@ -208,6 +210,7 @@ def test_weights_by_path_equal_weights_by_name():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow
 def test_keras3_weights_file_of_this_model_loads_as_is(tmp_path):
     model = build_detector("meso4", image_size=64)
     path = tmp_path / "meso4.weights.h5"
@@ -263,6 +266,7 @@ def test_weights_ship_as_package_data_with_license_and_notice():
 
 
 @pytest.mark.parametrize("name", ["meso4", "mesoinception4"])
+@pytest.mark.slow
 def test_keras_round_trip_keeps_predictions_and_attributes(name, tmp_path):
     model = build_detector(name, image_size=64, crop_size=80)
     assert (model.detector, model.branches, model.crop_size) == (name, ("rgb",), 80)
@@ -279,6 +283,7 @@ def test_keras_round_trip_keeps_predictions_and_attributes(name, tmp_path):
     assert out.shape == (3, 1) and np.all((out >= 0) & (out <= 1))
 
 
+@pytest.mark.slow
 def test_a_few_adam_mse_steps_lower_the_loss():
     keras.utils.set_random_seed(0)
     model = build_detector("meso4", image_size=64, dropout=0.0)

@@ -37,6 +37,7 @@ def test_parameter_count_at_the_recipe_size():
     assert full.count_params() == get_entry("xception").recipe.parameters == 20_861_480 + 2049
 
 
+@pytest.mark.slow
 def test_contract_attributes_and_output_is_a_float32_probability(model):
     assert isinstance(model, XceptionDetector)
     assert (model.detector, model.branches, model.image_size, model.crop_size) == (
@@ -58,6 +59,7 @@ def test_pixels_are_scaled_to_minus_one_one_inside_the_model(model):
     assert model.get_layer(BACKBONE).input.shape[1:] == (SIZE, SIZE, 3)
 
 
+@pytest.mark.slow
 def test_imagenet_style_weights_are_copied_into_the_backbone():
     source = keras.applications.Xception(
         include_top=False, weights=None, input_shape=(SIZE, SIZE, 3)
@@ -69,6 +71,7 @@ def test_imagenet_style_weights_are_copied_into_the_backbone():
         build_detector("xception", image_size=SIZE, weights="/no/such/file.weights.h5")
 
 
+@pytest.mark.slow
 def test_frozen_backbone_keeps_weights_and_batchnorm_statistics(model):
     model.freeze_backbone(True)
     try:
@@ -88,6 +91,7 @@ def test_frozen_backbone_keeps_weights_and_batchnorm_statistics(model):
     assert len(model.trainable_variables) == len(model.backbone.trainable_variables) + 2
 
 
+@pytest.mark.slow
 def test_keras_round_trip_gives_the_same_predictions(model, tmp_path):
     x = {"rgb": pixels()}
     path = tmp_path / "xception.keras"

@@ -129,6 +129,7 @@ def _batch(n=4, seed=0):
     return x, y
 
 
+@pytest.mark.slow
 def test_contract_attributes_and_output(model):
     assert isinstance(model, XceptionMetric)
     assert model.detector == "xception_metric"
@@ -183,6 +184,7 @@ def test_defaults_follow_the_official_code(model):
         XceptionMetric(image_size=SIZE, pixels="caffe")
 
 
+@pytest.mark.slow
 def test_evaluate_reports_the_losses_by_hand(model):
     x, y = _batch(6, seed=1)
     model.compile(keras.optimizers.Adam(1e-4), loss=None)
@@ -208,6 +210,7 @@ def test_fit_with_loss_none_lowers_the_loss():
     assert history["bce_loss"][-1] < history["bce_loss"][0]
 
 
+@pytest.mark.slow
 def test_detached_classifier_keeps_bce_out_of_the_embedding():
     keras.utils.set_random_seed(2)
     x, y = _batch()
@@ -221,6 +224,7 @@ def test_detached_classifier_keeps_bce_out_of_the_embedding():
         assert reaches == joint
 
 
+@pytest.mark.slow
 def test_keras_round_trip_same_predictions(model, tmp_path):
     x, _ = _batch()
     path = tmp_path / "m.keras"
@@ -405,6 +409,7 @@ def test_published_chunk_count():
     assert published_chunk_count(_frames(real=720, fake=720, per_video=1)) == 1
 
 
+@pytest.mark.slow
 def test_train_ensemble_writes_chunk_manifests_and_the_vote(tmp_path):
     table = pd.concat([_frames(real=6, fake=12), _frames(real=2, fake=2, split="val")])
     (tmp_path / "data").mkdir()

@@ -47,6 +47,7 @@ def setup(tmp_path_factory):
             "crop": cv2.cvtColor(cv2.imread(str(root / rows[0]["path"])), cv2.COLOR_BGR2RGB)}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_gradcam_maps_have_crop_size_and_structure(setup):
     model = Detector.load(setup["model"]).model
     explainer = GradCamExplainer(model)
@@ -67,6 +68,7 @@ def test_gradcam_maps_have_crop_size_and_structure(setup):
     assert explainer.explain(big).maps["rgb"].shape == (100, 100)
 
 
+@pytest.mark.slow
 def test_explain_command_writes_pngs(setup, capsys):
     out = setup["root"] / "explained"
     crop_path = setup["root"] / "crops" / "real" / "000.png"
@@ -81,6 +83,7 @@ def test_explain_command_writes_pngs(setup, capsys):
     assert "p(fake)=" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_explain_on_a_crop_without_no_detect_suggests_it(setup, capsys):
     flat = setup["root"] / "flat.png"
     write_png(flat, np.full((IMAGE_SIZE, IMAGE_SIZE, 3), 90, np.uint8))  # nothing to detect
@@ -89,6 +92,7 @@ def test_explain_on_a_crop_without_no_detect_suggests_it(setup, capsys):
     assert f"{flat}: no face found (dlib); pass --no-detect" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_spectrum_command(setup, capsys):
     out = setup["root"] / "spectrum"
     assert cli.main(["spectrum", "--data", str(setup["manifest"]), "--out", str(out)]) == 0
@@ -105,6 +109,7 @@ def test_spectrum_command(setup, capsys):
     assert "real 5" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_tsne_command(setup):
     out = setup["root"] / "tsne"
     args = ["tsne", "--model", str(setup["model"]), "--data", str(setup["manifest"]),

@@ -26,6 +26,7 @@ def exported(tmp_path_factory):
     return {"model": model_path, "dir": root / "served", "crops": crops, "served": served}
 
 
+@pytest.mark.slow
 def test_savedmodel_matches_keras_and_api(exported):
     crops = exported["crops"]
     signature = exported["served"].signatures["serving_default"]
@@ -54,6 +55,7 @@ def test_export_refuses_to_overwrite(exported, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_one_crop_to_input_path_for_every_size(exported, tmp_path):
     """A 150 px and a 400 px crop score the same through predict (arrays and --no-detect image
     files), the SavedModel and evaluation on a manifest: all resize with `resize_crop`."""

@@ -30,6 +30,7 @@ def detector(files):
     return Detector.load(files["model"], batch_size=4)
 
 
+@pytest.mark.slow
 def test_video_result_and_aggregation(files, detector):
     result = detector.predict_video(files["video"], frames=6)
     assert result.frames_sampled == 6 and result.frames_scored == 6
@@ -106,6 +107,7 @@ def test_bad_models_are_refused(files):
     assert cli.main(["predict", "--model", str(bad["corrupt"]), str(files["image"])]) == 2
 
 
+@pytest.mark.slow
 def test_cli_table_files_and_exit_status(files, detector, capsys):
     media = files["root"] / "media"
     out_csv = files["root"] / "out" / "results.csv"
@@ -138,6 +140,7 @@ def test_cli_table_files_and_exit_status(files, detector, capsys):
     assert not list(out_csv.parent.glob(".*tmp"))  # the atomic write left nothing behind
 
 
+@pytest.mark.slow
 def test_cli_json_vote_all_good(files, detector, capsys):
     out_json = files["root"] / "out" / "results.json"
     status = cli.main(
@@ -157,6 +160,7 @@ def test_cli_json_vote_all_good(files, detector, capsys):
     assert "2 of 2 inputs scored" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_says_when_only_some_sampled_frames_had_a_face(files, capsys):
     flat = np.full((3, 240, 320, 3), 90, np.uint8)
     video = files["root"] / "partly.mp4"
@@ -195,6 +199,7 @@ def test_tracking_keeps_the_per_frame_crops(files, detector, tmp_path):
     assert detector.track and fresh.timings["crop"] > 0  # crop timed apart from detection
 
 
+@pytest.mark.slow
 def test_prefetch_gives_the_rows_of_one_input_at_a_time(files, detector):
     # The next video is decoded and cropped in a thread while this one is scored: same rows,
     # errors included, whatever the order of videos, images and bad inputs.

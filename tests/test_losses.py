@@ -42,6 +42,7 @@ def test_ranking_term_is_zero_when_every_fake_outscores_every_real_by_gamma():
     assert float(ranking_only(labels[:2], scores[:2])) == 0.0
 
 
+@pytest.mark.slow
 def test_auc_loss_is_a_recipe_loss_that_trains_and_round_trips():
     assert isinstance(LOSSES["auc"](), AUCLoss)
     config = AUCLoss(alpha=0.3, gamma=0.2, p=1).get_config()

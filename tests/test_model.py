@@ -24,6 +24,7 @@ def md_csd():
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.slow
 def test_every_variant_predicts_a_probability_and_backpropagates(variant):
     import tensorflow as tf
 
@@ -144,6 +145,7 @@ def test_rgb_weights_from_a_keras_weights_file(keras_xception, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_every_named_keras_xception_layer_has_a_namesake_in_the_rgb_branch(keras_xception):
     model = build_model("rgb", image_size=SIZE, middle_blocks=8)
     ours = {layer.name for layer in model.layers}
@@ -153,6 +155,7 @@ def test_every_named_keras_xception_layer_has_a_namesake_in_the_rgb_branch(keras
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("transform", ["dct", "fft", "dwt"])
+@pytest.mark.slow
 def test_keras_round_trip_of_every_variant_and_transform(variant, transform, tmp_path):
     from md_csd_tf.data.inputs import model_inputs
     from md_csd_tf.models.saving import load_model
@@ -167,6 +170,7 @@ def test_keras_round_trip_of_every_variant_and_transform(variant, transform, tmp
                                atol=1e-6)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_heads_follow_the_paper_by_default_and_old_models_still_load():
     from md_csd_tf.models.md_csd import MDCSDNetwork
     from md_csd_tf.models.variants import VARIANTS as LIGHT_VARIANTS

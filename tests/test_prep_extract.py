@@ -81,6 +81,7 @@ def test_ffpp_manifest(tmp_path):
     assert summary["last_run"]["videos_extracted"] == 18
 
 
+@pytest.mark.slow
 def test_celebdf_and_dfd_share_an_output(tmp_path):
     out = tmp_path / "out"
     celeb = make_celebdf(tmp_path / "celeb", n=12)

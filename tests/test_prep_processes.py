@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from prep_fixtures import make_celebdf
 
 import md_csd_tf
@@ -74,6 +75,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_two_concurrent_prepares_one_is_refused_and_the_output_stays_whole(tmp_path):
     root = make_celebdf(tmp_path / "celeb", n=3)
     out = tmp_path / "out"
@@ -97,6 +99,7 @@ def test_two_concurrent_prepares_one_is_refused_and_the_output_stays_whole(tmp_p
     assert not list(out.rglob("*.tmp")) and not list(out.rglob(".partial-*"))
 
 
+@pytest.mark.slow
 def test_kill_9_of_prepare_leaves_no_worker_behind(tmp_path):
     root = make_celebdf(tmp_path / "celeb", n=12)
     out = tmp_path / "out"

@@ -45,6 +45,7 @@ def media(tmp_path_factory):
     return {"model": make_model(root / "tiny.keras", frames), **make_media(root / "m", frames)}
 
 
+@pytest.mark.slow
 def test_threshold_round_trips_and_reaches_the_verdict(media, tmp_path, capsys):
     path = tmp_path / "calibrated.keras"
     path.write_bytes(media["model"].read_bytes())
@@ -175,6 +176,7 @@ def test_smoke_recipe_trains_selects_calibrates_and_predict_loads_it(tmp_path):
     assert again["threshold"] == pytest.approx(summary["threshold"])
 
 
+@pytest.mark.slow
 def test_float16_storage_halves_the_file_and_keeps_scores_within_1e_3(media, tmp_path):
     from md_csd_tf.models.saving import store_float16
 

@@ -63,6 +63,7 @@ def test_it_calls_a_bundled_real_face_real_with_its_calibrated_threshold(astrona
     assert named.predict_image(astronaut).score == pytest.approx(result.score, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_predict_without_a_model_works_in_a_fresh_process_without_network(astronaut, tmp_path):
     out = tmp_path / "scores.json"
     # Nothing may be fetched: proxies that refuse everything, an empty cache.

@@ -139,6 +139,7 @@ def test_listing_and_pretrained_mesonet_from_the_command_line(tmp_path, capsys):
     assert "--detector NAME with --weights" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bn_momentum_reaches_every_batchnorm_and_the_traced_train_step():
     """A detector without a `bn_momentum` builder option gets it on every BatchNorm layer, nested
     ones included, and the traced train step uses it: after one step from zero moving means,

@@ -44,6 +44,7 @@ def exported(tmp_path_factory):
     }
 
 
+@pytest.mark.slow
 def test_runtime_scores_equal_keras_on_random_crops_and_faces(exported):
     model, runtime = exported["keras"], exported["runtime"]
     random_crops = RNG.integers(0, 256, size=(3, 71, 71, 3), dtype=np.uint8)
@@ -83,6 +84,7 @@ def test_runtime_refuses_a_file_that_is_not_a_tflite_model(tmp_path):
         TFLiteRuntime(path)
 
 
+@pytest.mark.slow
 def test_predict_with_runtime_scores_like_keras(exported, capsys):
     image = write_png(exported["root"] / "face.png", exported["frame"])
     rows = {}
@@ -98,6 +100,7 @@ def test_predict_with_runtime_scores_like_keras(exported, capsys):
     assert abs(keras_row["fake_probability"] - tflite_row["fake_probability"]) < 1e-3
 
 
+@pytest.mark.slow
 def test_a_registry_detector_without_a_spectrum_exports_too(tmp_path):
     model = build_detector("meso4", image_size=64)
     crops = RNG.integers(0, 256, size=(2, 64, 64, 3), dtype=np.uint8)

@@ -77,6 +77,7 @@ def test_spectrum_layer_stays_float32_under_mixed_precision():
 
 
 @pytest.mark.parametrize("variant", ["md_csd", "freq"])
+@pytest.mark.slow
 def test_model_option_scores_like_the_pipeline_spectrum(variant, tmp_path):
     crops = RNG.integers(0, 256, size=(2, 71, 71, 3), dtype=np.uint8)
     options = dict(image_size=71, middle_blocks=0, fc_units=8)

@@ -260,6 +260,7 @@ def _features(frames, boxes):
     return colour, face
 
 
+@pytest.mark.slow
 def test_no_global_colour_cue_but_face_artifacts_are_learnable():
     photos = sorted(synthetic.PHOTOS)
     colour, face, labels, groups = [], [], [], []
@@ -287,6 +288,7 @@ def test_no_global_colour_cue_but_face_artifacts_are_learnable():
     assert face_acc > 0.75 and face_acc > global_acc + 0.15, (face_acc, global_acc)
 
 
+@pytest.mark.slow
 def test_cli_writes_and_reports_and_workers_change_nothing(tmp_path, capsys):
     args = ["--pairs", "1,1,1", "--frames", "2", "--size", "160x120", "--faces", "bundled"]
     assert main(["make-demo-data", "--out", str(tmp_path / "a"), *args, "--workers", "2"]) == 0

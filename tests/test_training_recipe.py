@@ -45,6 +45,7 @@ def test_one_adam_step_moves_alphas_by_stitch_lr_and_weights_by_base_lr():
     assert max(other_moves) == pytest.approx(2e-4, rel=1e-2)
 
 
+@pytest.mark.slow
 def test_reported_validation_metrics_match_sklearn_on_the_final_weights():
     model = small_model()
     x, y = batch(8)
@@ -95,6 +96,7 @@ def test_training_under_mirrored_strategy_on_two_logical_cpus():
     assert int(model.optimizer.iterations.numpy()) == 1
 
 
+@pytest.mark.slow
 def test_keras_file_round_trip_predicts_the_same_and_keeps_training(tmp_path):
     model = small_model()
     model.set_frequency_statistics([0.5, 0.1, -0.2], [1.5, 2.0, 1.0])
