@@ -58,16 +58,6 @@ LAYERS = (
 )
 
 
-#: Cycles not yet broken, each as the set of modules it joins; a cycle that grows or a new one
-#: fails. registry.build_detector loads a shipped model (`weights=` a `models.pretrained` name)
-#: through saving.load_model, which imports the registry to register every detector class
-#: first. Breaking it belongs to the registry's rework (point 3 of issue 18: one weights
-#: resolver above the registry, or the class discovery moved out of registry.py).
-KNOWN_CYCLES = (
-    {"md_csd_tf.models.pretrained", "md_csd_tf.models.registry", "md_csd_tf.models.saving"},
-)
-
-
 def _modules() -> dict[str, Path]:
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -192,7 +182,7 @@ def test_every_module_has_a_layer():
 
 def test_no_import_cycles():
     graph, _ = _graph()
-    cycles = [" -> ".join(path) for members, path in _cycles(graph) if members not in KNOWN_CYCLES]
+    cycles = [" -> ".join(path) for _, path in _cycles(graph)]
     assert cycles == [], "import cycles:\n" + "\n".join(cycles)
 
 

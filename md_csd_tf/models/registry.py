@@ -26,18 +26,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import importlib
 import math
-import pkgutil
 import sys
 from collections.abc import Callable, Mapping
 
 from md_csd_tf.errors import UserError
+from md_csd_tf.models import import_all
 
 # Detector modules are found, not listed: every module of `md_csd_tf.models` is imported once
-# (`_load_all`) and those with a `register(...)` line add their entries. A module's
+# (`models.import_all`) and those with a `register(...)` line add their entries. A module's
 # `LISTING_ORDER` (an int) places its entries in `list_detectors()`; MD-CSD's family first.
-PACKAGE = "md_csd_tf.models"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,10 +296,7 @@ def register(
 
 def _load_all() -> None:
     """Imports every module of `md_csd_tf.models` (once), registering their detectors."""
-    package = importlib.import_module(PACKAGE)
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{PACKAGE}.{info.name}")
+    import_all()
 
 
 def _module_of(build: Callable) -> str:

@@ -28,15 +28,14 @@ import keras
 
 # Importing registers every custom object a saved model refers to: layers and the optimizer
 # (`GroupedAdam`, saved with a compiled model) here, the vote ensemble, and (at load time,
-# `_load_all`) every detector's module. All of them live at or below `models/`; the training
+# `models.import_all`) every detector's module. All of them live at or below `models/`; the training
 # callbacks are never saved in a model.
 from md_csd_tf import optimizers  # noqa: F401
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import atomic_write
 from md_csd_tf.layers import cross_stitch, standardization  # noqa: F401
-from md_csd_tf.models import ensemble  # noqa: F401
+from md_csd_tf.models import ensemble, import_all  # noqa: F401
 from md_csd_tf.models.base import DetectorModel
-from md_csd_tf.models.registry import _load_all
 
 
 def load_model(path, compile: bool = True) -> keras.Model:
@@ -54,7 +53,7 @@ def load_model(path, compile: bool = True) -> keras.Model:
             f"{path}: not a Keras 3 .keras archive (corrupt or another format); "
             "re-export it with model.save('model.keras')."
         )
-    _load_all()  # imports every detector module, registering its classes for loading
+    import_all()  # imports every detector module, registering its classes for loading
     try:
         model = keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # Keras raises many types for a foreign or damaged archive
