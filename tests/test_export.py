@@ -43,12 +43,14 @@ def test_savedmodel_matches_keras_and_api(exported):
     assert got.std() > 0.01  # the scores differ, so the agreement means something
 
 
+@pytest.mark.slow
 def test_savedmodel_resizes_other_sizes(exported):
     big = tf.image.resize(exported["crops"][:2], (142, 142), method="nearest")
     scores = exported["served"].serve(tf.cast(big, tf.uint8))["fake_probability"].numpy()
     assert scores.shape == (2,) and np.all((scores > 0) & (scores < 1))
 
 
+@pytest.mark.slow
 def test_export_refuses_to_overwrite(exported, capsys):
     args = ["export", "--model", str(exported["model"]), "--out", str(exported["dir"])]
     assert cli.main(args) == 2

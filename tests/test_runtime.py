@@ -57,6 +57,7 @@ def test_runtime_scores_equal_keras_on_random_crops_and_faces(exported):
     assert np.ptp(keras_scores(model, exported["faces"])) > 1e-3
 
 
+@pytest.mark.slow
 def test_runtime_resizes_crops_of_another_size_inside(exported):
     model, runtime = exported["keras"], exported["runtime"]
     crops = RNG.integers(0, 256, size=(2, 90, 90, 3), dtype=np.uint8)
@@ -72,6 +73,7 @@ def test_runtime_resizes_crops_of_another_size_inside(exported):
         np.zeros((0, 71, 71, 3), np.uint8),  # empty
     ],
 )
+@pytest.mark.slow
 def test_runtime_refuses_malformed_input_with_a_clear_error(exported, bad):
     with pytest.raises(UserError, match=r"expected uint8 RGB crops \(batch, height, width, 3\)"):
         exported["runtime"](bad)
