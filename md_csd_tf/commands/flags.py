@@ -23,13 +23,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) 
     """Model flags; with `defaults=False` they default to None so a caller can tell which
     were given (the experiment scripts layer them over the paper's or the demo's settings).
 
-    Choices come from the registries (`VARIANTS`, `TRANSFORMS`, `HEADS`), never re-typed."""
-    from md_csd_tf.frequency import TRANSFORMS
-    from md_csd_tf.models.registry import list_detectors
-    from md_csd_tf.models.variants import HEADS
+    Choices and ranges come from the registry, never re-typed: the shorthand flags of model
+    options take those of the option their detector declares (`registry.Option`)."""
+    from md_csd_tf.models.registry import get_entry, list_detectors
 
     def default(value):
         return value if defaults else None
+
+    md_csd, clip = get_entry("md_csd").options, get_entry("dual_level").options
 
     parser.add_argument(
         "--detector", default=default("md_csd"), choices=list_detectors(),
@@ -43,12 +44,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) 
         "--middle-blocks and --clip-frames are shorthands for some",
     )  # fmt: skip
     parser.add_argument(
-        "--transform", default=None, choices=list(TRANSFORMS),
+        "--transform", default=None, choices=list(md_csd["transform"].allowed),
         help="MD-CSD's frequency transform (default dct; Table VI); "
         "= --model-option transform=...",
     )  # fmt: skip
     parser.add_argument(
-        "--head", default=None, choices=list(HEADS),
+        "--head", default=None, choices=list(md_csd["head"].allowed),
         help="MD-CSD's head: fc (default; the paper's 'last fully connected layers are "
         "concatenated') or pooled (the pooled features are); = --model-option head=...",
     )  # fmt: skip
@@ -56,12 +57,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, defaults: bool = True) 
         "--image-size", type=int_range(32), default=None, help="default: the detector's recipe"
     )
     parser.add_argument(
-        "--middle-blocks", type=int_range(0, 8), default=None,
+        "--middle-blocks", type=int_range(*md_csd["middle_blocks"].allowed), default=None,
         help="MD-CSD's Xception middle-flow blocks (default 8); "
         "= --model-option middle_blocks=...",
     )  # fmt: skip
     parser.add_argument(
-        "--clip-frames", type=int_range(2), default=None,
+        "--clip-frames", type=int_range(*clip["clip_frames"].allowed), default=None,
         help="a clip detector's frames per clip, T (dual_level; default: its recipe's, 8); "
         "= --model-option clip_frames=...",
     )  # fmt: skip
