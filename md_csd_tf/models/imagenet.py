@@ -1,9 +1,11 @@
 """ImageNet pixel statistics that pretrained backbones expect, defined once.
 
-Two conventions of the same numbers (ImageNet's per-channel mean and standard deviation):
-- torchvision's (also Keras' EfficientNet): RGB pixels scaled to 0..1, `(x - MEAN) / STD`;
-- "caffe" (Keras' VGG and ResNet `preprocess_input`): BGR pixels 0..255, minus `CAFFE_BGR_MEAN`
-  (MEAN x 255, reversed), no scaling.
+Two conventions:
+- torchvision's (also Keras' EfficientNet): RGB pixels scaled to 0..1, then
+  `(x - IMAGENET_MEAN) / IMAGENET_STD` per channel;
+- "caffe" (Keras' VGG and ResNet `preprocess_input`): BGR pixels 0..255 minus
+  `IMAGENET_CAFFE_BGR_MEAN`, no scaling. Caffe measured its mean itself: it is close to, not
+  exactly, 255 x `IMAGENET_MEAN` reversed, so neither is derived from the other.
 """
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB, pixels 0..1
