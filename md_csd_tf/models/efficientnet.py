@@ -31,9 +31,10 @@ import keras
 import numpy as np
 from keras import layers
 
+from md_csd_tf.models.base import DetectorModel
+
 # ImageNet statistics of 0..1 pixels (torchvision's, which Bonettini et al. use, and Keras').
 from md_csd_tf.models.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from md_csd_tf.models.base import DetectorModel
 from md_csd_tf.models.registry import Recipe, register
 from md_csd_tf.models.weights import backbone_source
 
