@@ -9,11 +9,13 @@ from md_csd_tf.models.capsule import (
     RECIPE,
     DynamicRouting,
     StatisticalPooling,
-    build as build_capsule,
     class_probability_model,
     copy_vgg19_weights,
     published_capsule_loss,
     squash,
+)
+from md_csd_tf.models.capsule import (
+    build as build_capsule,
 )
 
 SIZE = 64

@@ -13,12 +13,12 @@ from md_csd_tf.layers.spectrum import Spectrum
 from md_csd_tf.layers.standardization import FrequencyStandardization
 from md_csd_tf.models.base import DetectorModel
 from md_csd_tf.models.variants import HEADS, VARIANTS
+from md_csd_tf.models.weights import backbone_source
 from md_csd_tf.models.xception_spec import (
     apply_block,
     copy_keras_xception_weights,
     xception_stages,
 )
-from md_csd_tf.models.weights import backbone_source
 
 
 # Table V of the paper, one row per variant: which branches exist and after which max-pooling
