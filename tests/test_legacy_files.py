@@ -59,3 +59,34 @@ def test_legacy_config_rebuilds_the_same_model(name):
             assert json.loads(json.dumps(new[key], default=list)) == old[key], key
     again = type(model).from_config(new)
     assert again.get_config() == new
+
+
+@pytest.mark.slow
+def test_a_run_folder_of_the_older_code_resumes(tmp_path):
+    """run_meso4/ (make_legacy_run.py): one epoch of Meso-4 trained by the code at 02d044e, its
+    config.json from before `model_options` and the run plan, its last.keras compiled with the
+    optimizer of that time. It resumes to a second epoch with the optimizer state it saved; it
+    trained at a constant rate, so it resumes only as such (--constant-lr), and says so."""
+    import shutil
+
+    from data_fixtures import tiny_train_config, write_crop_manifest
+
+    from md_csd_tf.errors import UserError
+    from md_csd_tf.training.trainer import train
+
+    run = tmp_path / "run_meso4"
+    shutil.copytree(LEGACY / "run_meso4", run)
+    manifest = write_crop_manifest(tmp_path / "crops", size=32)  # the crops it was trained on
+    stored = json.loads((run / "config.json").read_text())
+    stored["config"]["manifest"] = str(manifest)  # the data moved with the folder
+    (run / "config.json").write_text(json.dumps(stored))
+    settings = dict(detector="meso4", image_size=32, middle_blocks=None, epochs=2)
+
+    with pytest.raises(UserError, match="constant_lr.*--constant-lr"):
+        train(tiny_train_config(manifest, run, **settings))
+    result = train(tiny_train_config(manifest, run, constant_lr=True, **settings))
+    assert result.epochs_done == 2
+    resumed = load_model(run / "last.keras")
+    assert int(resumed.optimizer.iterations.numpy()) == 4  # epoch 1's two steps, then two
+    state = json.loads((run / "state.json").read_text())
+    assert [row["epoch"] for row in state["history"]] == [1, 2]
