@@ -36,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stitch-lr", type=learning_rate, default=None,
         help="the second rate (MD-CSD's cross-stitches; default: the recipe's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--constant-lr", action="store_true",
+        help="keep --base-lr for the whole run, without the recipe's step decay (MesoNet's); "
+        "how runs from before the decay was in the recipe trained, so resuming one needs it",
+    )  # fmt: skip
     parser.add_argument("--loss", default=None, choices=_losses(), help="default: the recipe's")
     parser.add_argument("--steps-per-epoch", type=positive, default=None)
     parser.add_argument("--max-frames-per-video", type=positive, default=None)
@@ -102,6 +107,7 @@ def config_from_args(args):
         batch_size=args.batch_size,
         base_lr=args.base_lr,
         stitch_lr=args.stitch_lr,
+        constant_lr=True if args.constant_lr else None,
         loss=args.loss,
         steps_per_epoch=args.steps_per_epoch,
         max_frames_per_video=args.max_frames_per_video,

@@ -156,7 +156,7 @@ class RunPlan:
             print(f"note: {config.detector} has no option {', '.join(ignored)}; ignored.")
         checked = entry.check_options({k: v for k, v in given.items() if k not in ignored})
         recipe = entry.recipe
-        schedule = None if getattr(config, "constant_lr", None) else recipe.lr_schedule
+        schedule = None if config.constant_lr else recipe.lr_schedule
         if schedule is not None and config.plateau_factor is not None:
             raise UserError(
                 f"{config.detector}: its recipe decays the learning rate by steps; a plateau cut "
@@ -201,10 +201,10 @@ class RunPlan:
         return sorted(k for k, v in self.identity().items() if previous.get(k) != v)
 
     def folder_identity(self) -> dict:
-        """What names an experiment's run folder (`experiments.Run.folder_name`): the identity
-        and the FRESH fields, without the manifest and unset (None) values, model options
-        flattened as the former fields were, so folders made before `model_options` keep their
-        names."""
+        """What names an experiment's run folder (`workflows.paper_configs.Run.folder_name`):
+        the identity and the FRESH fields, without the manifest and unset (None) values, model
+        options flattened as the former fields were, so folders made before `model_options`
+        keep their names."""
         role = roles(type(self.config))
         settings = dataclasses.asdict(self.config)
         options = settings.pop("model_options", {}) or {}

@@ -56,7 +56,7 @@ from md_csd_tf.optimizers import StepDecaySchedule, unwrap_optimizer
 from md_csd_tf.prep.landmarks import read_landmarks
 from md_csd_tf.training.callbacks import ReduceBothLROnPlateau
 from md_csd_tf.training.compile import LOSSES, compile_detector
-from md_csd_tf.training.plan import DATA, FRESH, HOW, RunPlan, resumable, setting
+from md_csd_tf.training.plan import DATA, FRESH, HOW, SHORTHANDS, RunPlan, resumable, setting
 from md_csd_tf.training.precision import policy_name
 from md_csd_tf.training.strategy import is_chief, make_strategy
 
@@ -242,6 +242,18 @@ class TrainConfig:
             shuffle_labels=bool(self.shuffle_labels),
         )
 
+    def __getattr__(self, name):
+        # The former fields (`config.middle_blocks`...) read their model option, not None.
+        if name in SHORTHANDS:
+            return self.model_options.get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+# The shorthands are init-only: without their class attributes (None, the init defaults the
+# generated __init__ keeps), reading one goes through `__getattr__` to `model_options`.
+for _name in SHORTHANDS:
+    delattr(TrainConfig, _name)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
@@ -379,9 +391,11 @@ def _prepare_run_dir(plan: RunPlan) -> tuple[Path, dict | None]:
     state = _read_json(state_path)
     changed = plan.changed_from(_read_json(out / "config.json").get("config", {}))
     if changed:
+        hint = " (--constant-lr: it trained without the recipe's decay)"
         raise UserError(
             f"{out}: holds a run with different {', '.join(changed)}; resume with the same "
-            "settings, or use a new --out to start afresh."
+            f"settings{hint if 'constant_lr' in changed else ''}, or use a new --out to start "
+            "afresh."
         )
     return out, state
 
