@@ -45,7 +45,7 @@ def main(argv=None) -> int:
 
     from md_csd_tf.data.inputs import model_inputs
     from md_csd_tf.inference.export import export_saved_model
-    from md_csd_tf.inference.runtime import TFLiteRuntime, export_tflite, with_spectrum_in_model
+    from md_csd_tf.inference.runtime import TFLiteRuntime, export_tflite
     from md_csd_tf.models.md_csd import build_model
 
     size, middle = (71, 0) if args.small else (299, 8)
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         except ImportError:
             print("openvino: not installed, not measured")
         else:
-            export_saved_model(with_spectrum_in_model(model), Path(folder) / "saved")
+            export_saved_model(model.with_spectrum_in_model(), Path(folder) / "saved")
             compiled = openvino.Core().compile_model(
                 openvino.convert_model(str(Path(folder) / "saved")),
                 "CPU",
@@ -113,9 +113,8 @@ def onnx_scorer(model, size: int, folder: Path, threads: int):
     import tf2onnx
 
     from md_csd_tf.data.inputs import model_inputs
-    from md_csd_tf.inference.runtime import with_spectrum_in_model
 
-    served = with_spectrum_in_model(model)  # tf.signal's DCT has no ONNX op; matmuls do
+    served = model.with_spectrum_in_model()  # tf.signal's DCT has no ONNX op; matmuls do
     spec = tf.TensorSpec((None, size, size, 3), tf.uint8, name="crops")
     function = tf.function(
         lambda c: served(model_inputs(served, c), training=False)[:, 0], input_signature=[spec]
