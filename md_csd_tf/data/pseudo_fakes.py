@@ -171,7 +171,10 @@ def make_training_dataset(
         examples = pseudo_fake_pairs(reals, landmarks, config, source)
 
         def to_inputs(image, label):
-            return crops_to_inputs(image, config.transform, config.branches), label
+            inputs = crops_to_inputs(
+                image, config.transform, config.branches, None, config.spectrum_in_model
+            )  # the structure the dataset's stream yields, which it may be mixed with
+            return inputs, label
 
         streams.append(
             examples.batch(config.batch_size, drop_remainder=True)
