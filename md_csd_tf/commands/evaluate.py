@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from md_csd_tf.errors import UserError
     from md_csd_tf.evaluation.evaluate import evaluate_model
     from md_csd_tf.files import check_writable
-    from md_csd_tf.inference.detector import Detector
+    from md_csd_tf.models.registry import load_published
     from md_csd_tf.models.saving import load_detector
 
     if not args.model and not (args.detector and args.weights):
@@ -55,10 +55,7 @@ def run(args: argparse.Namespace) -> int:
     )
     check_crops_exist(frames, args.data)
     # The same loading as predict: a .keras file, an ensemble folder or published weights.
-    if args.model:
-        model = load_detector(args.model)
-    else:
-        model = Detector.pretrained(args.detector, args.weights).model
+    model = load_detector(args.model) if args.model else load_published(args.detector, args.weights)
     result = evaluate_model(
         model, frames, args.out, args.batch_size, args.aggregate, args.threshold
     )

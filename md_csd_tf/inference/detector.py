@@ -294,22 +294,9 @@ class Detector:
         detector with published or shipped weights (`md-csd detectors` lists them), e.g.
         `Detector.pretrained("meso4", "mesonet-df")`.
         """
-        from md_csd_tf.models import pretrained
-        from md_csd_tf.models.registry import build_detector, get_entry, published_weights
+        from md_csd_tf.models.registry import load_published
 
-        if name is None and weights is None:
-            return cls(pretrained.load_pretrained(), **kwargs)
-        if name is None:
-            raise UserError(f"--weights {weights}: name the detector too (--detector NAME)")
-        get_entry(name)  # an unknown detector: one line listing the registered ones
-        published = published_weights(name)
-        if weights not in published and not (published and weights and os.path.isfile(weights)):
-            raise UserError(
-                f"--weights {weights}: {name} has no such published weights (published: "
-                f"{', '.join(published) or 'none'}); score a model you trained with --model "
-                "RUN/best.keras"
-            )
-        return cls(build_detector(name, weights=weights), **kwargs)
+        return cls(load_published(name, weights), **kwargs)
 
     @property
     def recipe(self):

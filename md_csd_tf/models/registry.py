@@ -10,8 +10,8 @@ P(fake) out, the attributes `detector`, `image_size`, `crop_size`, `branches`, `
 prose, and its `get_config`/`from_config` follow from each detector's `config_keys`. A builder
 has one signature: `build(image_size=..., weights=None, crop_size=None, **options)`.
 
-Detector modules are found, not listed: `_load_all` imports every module of `md_csd_tf.models`;
-a module's `LISTING_ORDER` places its entries in `list_detectors()`. docs/detectors.md, "Adding
+Detector modules are found, not listed: `md_csd_tf.models.import_all` imports every module of
+the package; a module's `LISTING_ORDER` places its entries in `list_detectors()`. docs/detectors.md, "Adding
 a detector", shows a whole detector in one file.
 
 Example:
@@ -294,11 +294,6 @@ def register(
     return entry
 
 
-def _load_all() -> None:
-    """Imports every module of `md_csd_tf.models` (once), registering their detectors."""
-    import_all()
-
-
 def _module_of(build: Callable) -> str:
     if isinstance(build, functools.partial):  # a builder with the variant bound (md_csd, meso4)
         build = build.func
@@ -314,13 +309,8 @@ def _order(entry: Entry) -> tuple[float, str]:
 def list_detectors() -> list[str]:
     """Every registered detector's name: by its module's `LISTING_ORDER` (modules without one
     last, by name), then in registration order within a module."""
-    _load_all()
+    import_all()
     return [e.name for e in sorted(_REGISTRY.values(), key=_order)]  # sorted() is stable
-
-
-def unregister(name: str) -> Entry:
-    """Removes the detector `name` from the registry and returns its entry."""
-    return _REGISTRY.pop(name)
 
 
 @contextlib.contextmanager
@@ -333,7 +323,7 @@ def restored_registry():
         ...     importlib.reload(example_detector)  # its register(...) line runs again
         ...     build_detector("example", image_size=32)
     """
-    _load_all()  # so the detectors imported inside are not the ones dropped at the end
+    import_all()  # so the detectors imported inside are not the ones dropped at the end
     saved = dict(_REGISTRY)
     try:
         yield
@@ -344,7 +334,7 @@ def restored_registry():
 
 def get_entry(name: str) -> Entry:
     """The registry entry of `name`; a one-line `UserError` listing the names otherwise."""
-    _load_all()
+    import_all()
     if name not in _REGISTRY:
         raise UserError(f"unknown detector {name!r}; choose one of {', '.join(list_detectors())}")
     return _REGISTRY[name]
@@ -378,6 +368,34 @@ def build_detector(name: str, **options):
             )
         return model
     return get_entry(name).build(**options)
+
+
+def load_published(name: str | None = None, weights: str | None = None):
+    """A model that scores with no training and no download: with no arguments the model
+    md-csd-tf ships (`models.pretrained.DEFAULT`), otherwise the registered detector `name` with
+    published or shipped `weights` (a name `published_weights(name)` lists, or a file of them).
+
+    Raises:
+        UserError: weights without a detector, an unknown detector, or weights it does not
+            publish; one line saying what to pass instead.
+    """
+    import os
+
+    from md_csd_tf.models import pretrained
+
+    if name is None and weights is None:
+        return pretrained.load_pretrained()
+    if name is None:
+        raise UserError(f"--weights {weights}: name the detector too (--detector NAME)")
+    get_entry(name)  # an unknown detector: one line listing the registered ones
+    published = published_weights(name)
+    if weights not in published and not (published and weights and os.path.isfile(weights)):
+        raise UserError(
+            f"--weights {weights}: {name} has no such published weights (published: "
+            f"{', '.join(published) or 'none'}); score a model you trained with --model "
+            "RUN/best.keras"
+        )
+    return build_detector(name, weights=weights)
 
 
 def set_batchnorm_momentum(model, momentum: float) -> int:
