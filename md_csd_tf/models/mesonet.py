@@ -54,7 +54,7 @@ _INCEPTION_BLOCKS = ((1, 4, 4, 2), (2, 4, 4, 2))  # widths of branches a, b, c, 
 _INCEPTION_TAIL = ((16, 5, 2), (16, 5, 4))  # MesoInception-4's two Meso-4 blocks
 _DILATIONS = {"b": 1, "c": 2, "d": 3}  # the 3x3 convolution of each non-trivial branch
 
-VARIANTS = ("meso4", "mesoinception4")
+MESONET_VARIANTS = ("meso4", "mesoinception4")
 
 _RESOURCE_DIR = "resources/mesonet"
 PUBLISHED_WEIGHTS = {
@@ -130,8 +130,10 @@ class MesoNet(DetectorModel):
         crop_size: int | None = None,
         **kwargs,
     ):
-        if variant not in VARIANTS:
-            raise ValueError(f"Unknown MesoNet variant {variant!r}; choose one of {VARIANTS}.")
+        if variant not in MESONET_VARIANTS:
+            raise ValueError(
+                f"Unknown MesoNet variant {variant!r}; choose one of {MESONET_VARIANTS}."
+            )
         inputs = {"rgb": keras.Input((image_size, image_size, 3), name="rgb", dtype="float32")}
         # Their Keras pipeline fed pixels / 255 (ImageDataGenerator(rescale=1/255)).
         x = layers.Rescaling(1 / 255, name="rgb_preprocess")(inputs["rgb"])
