@@ -21,7 +21,8 @@ from pathlib import Path
 WORKER = """
 import sys
 sys.path.insert(0, {tests!r})
-from md_csd_tf.training.trainer import TrainConfig, train
+from md_csd_tf.training.config import TrainConfig
+from md_csd_tf.training.trainer import train
 result = train(TrainConfig(manifest={manifest!r}, out_dir={out!r}, image_size=71, middle_blocks=0,
                            weights=None, epochs=1, batch_size=4, steps_per_epoch={steps},
                            validation_steps=1, freq_stat_samples=8, verbose=0))

@@ -110,7 +110,7 @@ def prepare_data(config: PretrainConfig, out: str | Path, progress: bool = True)
 
 def train_config(config: PretrainConfig, manifest: Path, out: Path, **changes):
     """The `TrainConfig` of a pretraining run (everything else is the detector's recipe)."""
-    from md_csd_tf.training.trainer import TrainConfig
+    from md_csd_tf.training.config import TrainConfig
 
     return TrainConfig(
         manifest=str(manifest),

@@ -156,7 +156,7 @@ def standin_landmarks(size: int) -> np.ndarray:
 def tiny_train_config(manifest, out, **changes):
     """A `TrainConfig` of seconds: 71 px MD-CSD without middle flow, random init, one epoch of
     two eager steps of 4 crops; `changes` override any field."""
-    from md_csd_tf.training.trainer import TrainConfig
+    from md_csd_tf.training.config import TrainConfig
 
     settings = dict(
         image_size=71,

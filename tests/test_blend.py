@@ -239,7 +239,8 @@ def test_nearest_donor_is_another_video_with_close_landmarks():
 
 @pytest.mark.slow
 def test_trainer_with_sbi_reads_only_real_training_frames(crops, tmp_path):
-    from md_csd_tf.training.trainer import TrainConfig, train
+    from md_csd_tf.training.config import TrainConfig
+    from md_csd_tf.training.trainer import train
 
     manifest, table = crops
     config = TrainConfig(

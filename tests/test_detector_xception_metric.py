@@ -18,8 +18,9 @@ from md_csd_tf.models.ensemble import MajorityVote, VoteEnsemble, renamed
 from md_csd_tf.models.registry import build_detector, get_entry, recipe_of
 from md_csd_tf.models.saving import load_ensemble_folder, load_members, read_metadata
 from md_csd_tf.models.xception_metric import XceptionMetric, semi_hard_triplet_loss
+from md_csd_tf.training.config import TrainConfig
 from md_csd_tf.training.ensemble import balanced_chunks, published_chunk_count, train_ensemble
-from md_csd_tf.training.trainer import TrainConfig, TrainResult
+from md_csd_tf.training.trainer import TrainResult
 
 SIZE = 71  # Xception's smallest input
 

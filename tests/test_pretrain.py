@@ -86,7 +86,7 @@ def test_threshold_round_trips_and_reaches_the_verdict(media, tmp_path, capsys):
 def test_selection_by_auc_keeps_the_best_auc_epoch(tmp_path):
     from md_csd_tf.models.registry import build_detector
     from md_csd_tf.training.compile import compile_detector
-    from md_csd_tf.training.trainer import RunCheckpoint
+    from md_csd_tf.training.run_folder import RunCheckpoint
 
     model = compile_detector(build_detector("meso4", image_size=32), "bce", 1e-3)
     state = {"epoch": 0, "best_val_accuracy": -np.inf, "best_epoch": 0, "history": []}
@@ -101,7 +101,7 @@ def test_selection_by_auc_keeps_the_best_auc_epoch(tmp_path):
 
 
 def test_time_budget_counts_training_cpu_time_only():
-    from md_csd_tf.training.trainer import TimeBudget
+    from md_csd_tf.training.callbacks import TimeBudget
 
     class Model:
         stop_training = False

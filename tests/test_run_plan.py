@@ -11,8 +11,8 @@ import pytest
 from md_csd_tf.commands import train as train_command
 from md_csd_tf.errors import UserError
 from md_csd_tf.models import registry
+from md_csd_tf.training.config import RESUMABLE_CHANGES, TrainConfig
 from md_csd_tf.training.plan import RunPlan, parse_model_options
-from md_csd_tf.training.trainer import RESUMABLE_CHANGES, TrainConfig
 
 
 def _train_args(*flags):

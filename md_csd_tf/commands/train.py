@@ -91,7 +91,7 @@ def _strategies():
 
 
 def config_from_args(args):
-    from md_csd_tf.training.trainer import TrainConfig
+    from md_csd_tf.training.config import TrainConfig
 
     return TrainConfig(
         manifest=args.data,

@@ -50,7 +50,8 @@ from md_csd_tf.evaluation.metrics import video_key
 from md_csd_tf.files import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:  # annotations only: the trainer calls this module, never the reverse
-    from md_csd_tf.training.trainer import TrainConfig, TrainResult
+    from md_csd_tf.training.config import TrainConfig
+    from md_csd_tf.training.trainer import TrainResult
 
 
 def _videos(frames: pd.DataFrame) -> pd.DataFrame:

@@ -145,8 +145,8 @@ class Run:
         executed (epochs, strategy, verbosity...): a finished run is found again by every table
         that needs it, and runs that train something else never collide.
         """
+        from md_csd_tf.training.config import TrainConfig
         from md_csd_tf.training.plan import RunPlan
-        from md_csd_tf.training.trainer import TrainConfig
 
         config = TrainConfig(manifest="", out_dir="", **self.train_settings(settings))
         # What initialises a fresh model changes what is trained, though a resumed run may not

@@ -23,7 +23,8 @@ def run_dir(out: str | Path, run: Run, settings: Mapping) -> Path:
 
 def train_run(run: Run, manifest: str, out: str | Path, settings: Mapping) -> Path:
     """Trains `run` (or resumes it, or finds it finished); returns its folder."""
-    from md_csd_tf.training.trainer import TrainConfig, train
+    from md_csd_tf.training.config import TrainConfig
+    from md_csd_tf.training.trainer import train
 
     folder = run_dir(out, run, settings)
     train(TrainConfig(manifest=manifest, out_dir=str(folder), **run.train_settings(settings)))
