@@ -24,17 +24,12 @@ Reference: MD-CSDNetwork, Section III.A (frame counts), FF++ (crop rule, see ``f
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import csv
 import dataclasses
 import itertools
 import json
-import multiprocessing
 import os
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -58,6 +53,7 @@ from md_csd_tf.prep.crop_folders import (
 )
 from md_csd_tf.prep.faces import Box, FaceCropper
 from md_csd_tf.prep.layouts import Failure, VideoRecord, scan_dataset
+from md_csd_tf.prep.pool import map_jobs, worker_pool
 from md_csd_tf.prep.splits import SPLITS
 from md_csd_tf.prep.video import SAMPLINGS, VideoError, iter_frames
 
@@ -284,28 +280,8 @@ _WORKER_CROPPER: FaceCropper | None = None
 _WORKER_CONFIG: ExtractConfig | None = None
 
 
-def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
-    """Ends this worker soon after its parent dies (kill -9 included).
-
-    A pool worker whose parent was killed is re-parented and would otherwise keep its ~70 MB and
-    the multiprocessing resource tracker alive. Polling ``getppid`` is portable, and unlike
-    Linux's parent-death signal it does not fire early when the parent *thread* that spawned the
-    worker ends (a process pool may spawn replacement workers from its manager thread).
-    """
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(interval)
-        os._exit(1)  # no cleanup to run: the parent that would use our results is gone
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def _init_worker(config: ExtractConfig, in_process: bool = False, parent: int = 0) -> None:
+def _init_worker(config: ExtractConfig) -> None:
     global _WORKER_CROPPER, _WORKER_CONFIG
-    if not in_process:
-        _exit_with_parent(parent)
-        cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
     _WORKER_CONFIG = config
     _WORKER_CROPPER = _make_cropper(config)
 
@@ -347,42 +323,6 @@ def _original_boxes(out: str, record: VideoRecord) -> dict | None:
     except (OSError, ValueError, KeyError):
         return None
     return {"shape": [info["height"], info["width"]], "boxes": boxes}
-
-
-def _run_jobs(jobs: list[_Job], pool, bar) -> list[_Outcome]:
-    if pool is None:  # in-process (workers=1): no start-up cost, easier to debug
-        outcomes = []
-        for job in jobs:
-            outcomes.append(_worker(job))
-            bar.update(1)
-        return outcomes
-    outcomes = []
-    for outcome in pool.map(_worker, jobs, chunksize=1):
-        outcomes.append(outcome)
-        bar.update(1)
-    return outcomes
-
-
-@contextlib.contextmanager
-def _pool(config: ExtractConfig, workers: int):
-    if workers <= 1:
-        _init_worker(config, in_process=True)
-        yield None
-        return
-    # "spawn": the parent may have imported TensorFlow (tests, notebooks), which is not fork-safe.
-    context = multiprocessing.get_context("spawn")
-    pool = concurrent.futures.ProcessPoolExecutor(
-        workers,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(config, False, os.getpid()),
-    )
-    try:
-        yield pool
-    except BaseException:  # KeyboardInterrupt included: do not wait for queued videos
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
 
 
 def _remove_leftovers(out: Path) -> None:
@@ -557,11 +497,11 @@ def _extract_locked(config: ExtractConfig, out: Path, listing) -> ExtractResult:
     workers = min(workers, max(len(videos), 1))
     with (
         tqdm(total=len(videos), unit="video", disable=not config.progress) as bar,
-        _pool(config, workers) as pool,
+        worker_pool(workers, _init_worker, config) as pool,
     ):
-        outcomes = _run_jobs([job(r) for r in first], pool, bar)
+        outcomes = map_jobs(_worker, [job(r) for r in first], pool, bar)
         jobs = [job(r, _original_boxes(str(out), r)) for r in second]
-        outcomes += _run_jobs(jobs, pool, bar)
+        outcomes += map_jobs(_worker, jobs, pool, bar)
 
     failures = list(listing.failures)
     for record, outcome in zip(first + second, outcomes, strict=True):
