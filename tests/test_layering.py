@@ -17,6 +17,11 @@ import its own group and any lower layer, never a higher layer nor a sibling gro
     top         cli, bench, md_csd_tf itself (its public names are imported lazily)
 
 Scripts in `experiments/` and `data_prep/` stand above all of these.
+
+Not seen: imports by name at run time. `md_csd_tf.models.import_all` imports every module of
+models/ with `importlib` (how detectors are discovered, not listed), so registry, saving and the
+detector modules meet at run time without an `import` statement; all of them are models/, the
+same layer, and each module's own statements are still checked.
 """
 
 from __future__ import annotations
