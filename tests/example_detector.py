@@ -3,7 +3,7 @@
 import keras
 
 from md_csd_tf.models.base import DetectorModel
-from md_csd_tf.models.registry import Recipe, register
+from md_csd_tf.models.registry import Option, Recipe, register
 
 
 @keras.saving.register_keras_serializable(package="md_csd_tf_example")
@@ -40,4 +40,5 @@ RECIPE = Recipe(
     init=None,  # trained from scratch: no pretrained backbone
 )
 
-register("tiny_cnn", build, RECIPE, "Example: two convolutions and a sigmoid unit")
+WIDTH = Option("width", int, 8, (1, 64), "filters of the first convolution")
+register("tiny_cnn", build, RECIPE, "Example: two convolutions", options=(WIDTH,))

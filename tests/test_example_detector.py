@@ -76,3 +76,15 @@ def test_registering_in_a_test_does_not_leak():
         importlib.reload(module) if module else importlib.import_module("example_detector")
         assert "tiny_cnn" in list_detectors()
     assert "tiny_cnn" not in list_detectors()
+
+
+def test_the_example_option_is_checked_against_its_declaration(example):
+    from md_csd_tf.errors import UserError
+    from md_csd_tf.training.plan import parse_model_options
+
+    assert parse_model_options(["width=4"], "tiny_cnn") == {"width": 4}
+    assert build_detector("tiny_cnn", image_size=32, width=4).width == 4
+    with pytest.raises(UserError, match="width"):
+        parse_model_options(["width=0"], "tiny_cnn")
+    with pytest.raises(UserError, match="tiny_cnn has no model option 'depth'"):
+        parse_model_options(["depth=2"], "tiny_cnn")
