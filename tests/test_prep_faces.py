@@ -204,8 +204,9 @@ def test_exact_crops_equal_the_ff_procedure(size, placements):
     cropper = FaceCropper(image_size=64)
     side = reference[0][2] - reference[0][0]
     # No hint (coarse first look), the right hint, and misleading ones (a face 4x smaller, 3x
-    # larger than it is: the first starts too early, the second is not confirmed and redone).
-    for hint in (None, side, side // 4, side * 3):
+    # larger than it is: the first starts too early, the second is not confirmed and redone), and
+    # the box itself, as a video's previous frame gives it.
+    for hint in (None, side, side // 4, side * 3, reference[0]):
         box, score = cropper.detect(frame, hint)
         assert iou(square_box(box, frame.shape), expected) > 0.95, hint
         assert score == pytest.approx(reference[1], abs=0.05)

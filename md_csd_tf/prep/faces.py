@@ -214,14 +214,17 @@ class FaceCropper:
         self.__dict__.update(state)
         self._detector = _frontal_face_detector()
 
-    def detect(self, frame_rgb: np.ndarray, hint: int | None = None) -> tuple[Box, float] | None:
+    def detect(
+        self, frame_rgb: np.ndarray, hint: int | Box | None = None
+    ) -> tuple[Box, float] | None:
         """Finds the face to crop.
 
         Args:
             frame_rgb: ``(height, width, 3)`` RGB ``uint8`` frame.
-            hint: width of the face box in the previous frame of the same video, if known; with
-                ``exact=True`` it replaces the coarse first look (the result does not depend on
-                it, only the time taken). Ignored by the fast path.
+            hint: the face found in the previous frame of the same video, if any: its box (as
+                this method returns it) or only its width; with ``exact=True`` it replaces the
+                coarse first look (the result does not depend on it, only the time taken).
+                Ignored by the fast path.
 
         Returns:
             ``(box, score)`` with the dlib box in full-frame pixels (it may extend beyond the
@@ -230,6 +233,8 @@ class FaceCropper:
         if not self.exact:
             return self._detect_fast(frame_rgb)
         gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
+        if hint is not None and not isinstance(hint, (int, np.integer)):
+            hint = hint[2] - hint[0]  # a box: its width is what the level is chosen from
         if hint is None:
             coarse = self._detect_fast(frame_rgb)
             hint = coarse[0][2] - coarse[0][0] if coarse else None
