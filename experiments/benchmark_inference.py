@@ -42,16 +42,38 @@ WIDTH, HEIGHT, FPS = 1280, 720, 30  # 720p at 30 fps, as the issue asks
 STAGES = ("decode", "detect", "crop", "transform", "model", "write")
 
 
-def make_videos(folder: Path, count: int, seconds: float) -> list[Path]:
+def make_videos(folder: Path, count: int, seconds: float, large_face: bool = False) -> list[Path]:
+    """Renders `count` synthetic 720p videos of the astronaut moving over a textured background.
+
+    Args:
+        folder: where the `clip{seed}.mp4` files go.
+        count, seconds: how many videos, and how long each is.
+        large_face: a face filling much of the frame (450-560 px at 1280x720, as in a close-up)
+            instead of `synthetic.sample_params`'s ~300 px; it still moves across the frame.
+
+    Returns:
+        The paths written.
+    """
+    import dataclasses
+
     import numpy as np
 
     from md_csd_tf.prep import synthetic
 
     paths = []
     for seed in range(count):
-        params = synthetic.sample_params(
-            np.random.default_rng(seed), n_frames=round(seconds * FPS), size=(WIDTH, HEIGHT)
-        )
+        rng = np.random.default_rng(seed)
+        params = synthetic.sample_params(rng, n_frames=round(seconds * FPS), size=(WIDTH, HEIGHT))
+        if large_face:
+            # The 1.3x crop of so large a face no longer fits the frame's height, so the centre
+            # is kept where the face box itself fits; it travels most of the frame's width.
+            face_px = HEIGHT * rng.uniform(0.62, 0.78)
+            half = 0.5 * face_px * max(params.scale0, params.scale1) * 1.05
+            centre = lambda: (float(rng.uniform(half, WIDTH - half)),  # noqa: E731
+                              float(rng.uniform(min(half, HEIGHT / 2), max(HEIGHT - half, HEIGHT / 2))))  # fmt: skip
+            params = dataclasses.replace(
+                params, face_px=float(face_px), centre0=centre(), centre1=centre()
+            )
         frames = synthetic.render_video(synthetic.Identity("astronaut"), params)
         paths.append(folder / f"clip{seed}.mp4")
         synthetic.write_video(paths[-1], frames, quality=90, fps=FPS)
