@@ -108,3 +108,32 @@ def test_a_registry_detector_without_a_spectrum_exports_too(tmp_path):
     crops = RNG.integers(0, 256, size=(2, 64, 64, 3), dtype=np.uint8)
     runtime = TFLiteRuntime(export_tflite(model, tmp_path / "meso.tflite"))
     np.testing.assert_allclose(runtime(crops), keras_scores(model, crops), atol=1e-3)
+
+
+def test_runtime_uses_every_core_unless_told(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from md_csd_tf.inference import runtime as runtime_module
+
+    # A one-op model (seconds less than a detector's export): the threads are the runtime's.
+    mean = tf.function(lambda crops: tf.reduce_mean(tf.cast(crops, tf.float32), axis=[1, 2, 3]))
+    spec = tf.TensorSpec((None, 8, 8, 3), tf.uint8)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [mean.get_concrete_function(spec)], mean
+    )
+    path = tmp_path / "mean.tflite"
+    path.write_bytes(converter.convert())
+    made = []
+    real = tf.lite.Interpreter
+
+    def spy(**kwargs):
+        made.append(kwargs["num_threads"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(tf.lite, "Interpreter", spy)
+    monkeypatch.setattr(runtime_module, "cpu_cores", lambda: 7)
+    runtime = TFLiteRuntime(path)
+    assert runtime.num_threads == 7 and made == [7]
+    np.testing.assert_allclose(runtime(np.full((2, 8, 8, 3), 3, np.uint8)), [3.0, 3.0])
+    assert TFLiteRuntime(path, num_threads=1).num_threads == 1 and made == [7, 1]
+    assert runtime_module.cpu_cores() >= 1

@@ -74,22 +74,35 @@ def export_tflite(model, out_path: str | os.PathLike) -> Path:
     return out_path
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: a container's or taskset's
+    limit, which `os.cpu_count()` ignores)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class TFLiteRuntime:
     """Scores uint8 face crops with a .tflite model written by `export_tflite`.
 
     Args:
         path: the .tflite file.
-        num_threads: CPU threads for XNNPACK (None: TFLite's default).
+        num_threads: CPU threads for XNNPACK and TFLite's own kernels; None: every core this
+            process may use (`cpu_cores`). TFLite's own default is one thread, which left the
+            other cores idle (issue #19).
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        self.num_threads = int(num_threads) if num_threads is not None else cpu_cores()
+        if self.num_threads < 1:
+            raise ValueError(f"num_threads must be positive, got {num_threads}")
         if not os.path.isfile(path):
             raise UserError(
                 f"{os.fspath(path)}: no such .tflite file; write one with md-csd export"
             )
         try:
             self.interpreter = tf.lite.Interpreter(
-                model_path=os.fspath(path), num_threads=num_threads
+                model_path=os.fspath(path), num_threads=self.num_threads
             )
         except ValueError as error:
             raise UserError(f"{os.fspath(path)}: not a TFLite model ({error})") from None
