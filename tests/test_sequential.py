@@ -82,11 +82,11 @@ def test_unknown_aggregate_is_refused():
 def test_simulate_stops_early_on_clear_videos_and_agrees_with_all_frames():
     rng = np.random.default_rng(0)
     clear = list(np.clip(rng.normal(0.9, 0.05, MAX_FRAMES), 0, 1))
-    assert simulate(clear, threshold=0.5) == (1, 8)
+    assert simulate(clear, threshold=0.5) == (1, 8, 8)
     # A video whose mean sits near the threshold reads the whole grid and so gets its verdict.
     close = list(np.clip(rng.normal(0.52, 0.2, MAX_FRAMES), 0, 1))
-    label, read = simulate(close, threshold=0.5)
-    assert read == MAX_FRAMES
+    label, read, scored = simulate(close, threshold=0.5)
+    assert read == scored == MAX_FRAMES
     assert label == int(video_score(close) > 0.5)
 
 
@@ -94,13 +94,13 @@ def test_simulate_with_missing_faces():
     grid = [0.9] * MAX_FRAMES
     for p in stages()[0][:3]:  # 3 of the first 8 frames have no face: 5 scores are too few
         grid[p] = math.nan
-    assert simulate(grid, threshold=0.5) == (1, 16)
-    assert simulate([None] * 4, threshold=0.5) == (-1, 4)
+    assert simulate(grid, threshold=0.5) == (1, 16, 13)
+    assert simulate([None] * 4, threshold=0.5) == (-1, 4, 0)
 
 
 def test_simulate_vote():
     grid = [0.8] * MAX_FRAMES
-    assert simulate(grid, threshold=0.5, aggregate="vote") == (1, 8)
+    assert simulate(grid, threshold=0.5, aggregate="vote") == (1, 8, 8)
     grid = [0.2] * 20 + [0.8] * 12
-    label, _ = simulate(grid, threshold=0.5, aggregate="vote")
+    label, _, _ = simulate(grid, threshold=0.5, aggregate="vote")
     assert label == 0
