@@ -273,7 +273,7 @@ def time_in_process(paths: list[str], repeats: int) -> list[str]:
         f"In process, one loaded detector, `predict_video` per video interleaved 32/auto x{repeats}"
         f" ({len(paths)} test videos; load average {load:.1f} -> {os.getloadavg()[0]:.1f}): "
         f"{1000 * walls['32'] / n:.0f} ms vs {1000 * walls['auto'] / n:.0f} ms per video, "
-        f"speed-up {walls['32'] / walls['auto']:.2f}x; frames decoded {frames['32'] / n:.1f} vs "
+        f"speed-up {walls['32'] / walls['auto']:.2f}x; frames sampled {frames['32'] / n:.1f} vs "
         f"{frames['auto'] / n:.1f} per video; verdicts agree on {same} of {n}.",
         "",
     ]
