@@ -227,3 +227,20 @@ def test_ff_script_takes_the_best_scoring_face_not_the_biggest():
     assert largest[0] > 300 and first[0] < 300  # "largest" is the blurred big face
     # Same face to a pixel (dlib rounds the box once per mapping, and we map in two steps).
     assert iou(FaceCropper(image_size=64, pick="largest").detect(frame)[0], largest) > 0.98
+
+
+def test_tracking_by_box_keeps_the_ff_crops(tmp_path):
+    # A video as predict reads it: each frame's search starts from the previous frame's box
+    # (moving and growing face, so the level chosen from it is sometimes one too many or too few).
+    frames = [_faces_at((854, 480), [(40 + 60 * i, 20 + 5 * i, 260 + 25 * i)]) for i in range(6)]
+    path = write_video(tmp_path / "moving.mp4", frames)
+    cropper, hint = FaceCropper(image_size=64), None
+    decoded, _ = read_frames(path, None)
+    assert len(decoded) == 6
+    for frame in decoded:
+        found = cropper.detect(frame, hint)
+        reference = reference_detect(frame)
+        assert found is not None and reference is not None
+        expected = square_box(reference[0], frame.shape)
+        assert iou(square_box(found[0], frame.shape), expected) >= 0.95
+        hint = found[0]
