@@ -46,7 +46,7 @@ def test_video_result_and_aggregation(files, detector):
     for how in ("mean", "vote"):
         expected = aggregate_videos(table, how=how, threshold=0.5)["prob"].iloc[0]
         assert video_score(scores, how, 0.5) == pytest.approx(expected, abs=1e-12)
-    # Same crops, fewer than a batch (padding) and a different batch size: same scores.
+    # Same crops, a ragged last batch (not padded) and a different batch size: same scores.
     voted = Detector(detector.model, batch_size=3).predict_video(
         files["video"], frames=6, aggregate="vote", threshold=0.5
     )
@@ -216,9 +216,9 @@ def test_prefetch_gives_the_rows_of_one_input_at_a_time(files, detector):
 
 
 def test_crops_started_before_the_model_are_taken_over_only_if_they_are_its(files, detector):
-    # `md-csd predict` crops the first videos while TensorFlow loads, with a cropper built from
+    # `md-csd predict` crops the first inputs while TensorFlow loads, with a cropper built from
     # the crop size in the .keras file; score_inputs must drop those crops if they differ.
-    from md_csd_tf.inference.crops import VideoPrefetcher, saved_crop_size
+    from md_csd_tf.inference.crops import CropStream, saved_crop_size
     from md_csd_tf.prep.faces import FaceCropper
 
     assert saved_crop_size(files["model"]) == detector.cropper.image_size
@@ -228,9 +228,9 @@ def test_crops_started_before_the_model_are_taken_over_only_if_they_are_its(file
     sampling = dict(frames=4, sampling="uniform")
     serial = score_inputs(detector, inputs, progress=False, prefetch=False, **options)
     for size in (detector.cropper.image_size, 40):  # the model's crops, then foreign ones
-        early = VideoPrefetcher(inputs, FaceCropper(image_size=size), track=True, **sampling)
-        early.start(0)
-        assert early.matches(detector.cropper, True, **sampling) == (size != 40)
+        early = CropStream(inputs, FaceCropper(image_size=size), True, True, 4, **sampling)
+        early.start()
+        assert early.matches(detector.cropper, True, True, **sampling) == (size != 40)
         rows = score_inputs(detector, inputs, progress=False, prefetch=early, **options)
         for a, b in zip(rows, serial, strict=True):
             assert a.ok and a.frame_indices == b.frame_indices

@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="published weights name or file")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video, image or folder")
     parser.add_argument(
-        "--frames", type=positive, default=None,
-        help="evenly spaced frames per video (default 32); with --every, a cap (default none)",
+        "--frames", type=_frames, default=None, metavar="N|auto",
+        help="evenly spaced frames per video (default 32); auto: the 32 scored in stages, "
+        "stopping once the frames scored decide the verdict; with --every, a cap (default none)",
     )  # fmt: skip
     parser.add_argument(
         "--every", type=positive, default=None, metavar="K",
@@ -64,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _frames(text: str):
+    """--frames: a positive count, or "auto" (`inference.sequential`)."""
+    return "auto" if text == "auto" else positive(text)
+
+
+_frames.__name__ = "frames"  # argparse's "invalid frames value" names it
+
+
 def run(args: argparse.Namespace) -> int:
     from md_csd_tf.errors import UserError
     from md_csd_tf.files import check_writable
@@ -74,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.output, "file", "--output")
 
     from md_csd_tf.inference.batch import collect_inputs, format_table, write_results
-    from md_csd_tf.inference.crops import DEFAULT_FRAMES
+    from md_csd_tf.inference.crops import DEFAULT_FRAMES, check_sampling
 
     inputs = collect_inputs(args.inputs)
     if not inputs:
@@ -83,9 +92,10 @@ def run(args: argparse.Namespace) -> int:
         sampling = {"sampling": "every", "every_k": args.every, "frames": args.frames}
     else:
         sampling = {"sampling": "uniform", "frames": args.frames or DEFAULT_FRAMES}
-    # Importing TensorFlow and loading the model take seconds: the first videos are decoded
+    check_sampling(sampling["frames"], sampling["sampling"])  # --every with --frames auto
+    # Importing TensorFlow and loading the model take seconds: the first inputs are decoded
     # and cropped meanwhile (score_inputs takes the crops over if they are the model's).
-    early = _start_videos(args, inputs, sampling)
+    early = _start_inputs(args, inputs, sampling)
     try:
         detector = _load_detector(args)
         # The video score as the detector's publication computes it, unless asked otherwise.
@@ -146,11 +156,11 @@ def _model_name(args: argparse.Namespace) -> str:
     return f"{DEFAULT} (shipped)"
 
 
-def _start_videos(args: argparse.Namespace, inputs, sampling: dict):
-    """A `VideoPrefetcher` already cropping the first video(s) when the inputs start with a
-    video and the model is a .keras file whose crop size can be read without loading it."""
+def _start_inputs(args: argparse.Namespace, inputs, sampling: dict):
+    """A `CropStream` already cropping the first inputs when the model is a .keras file whose
+    crop size can be read without loading it."""
     from md_csd_tf.inference.crops import (
-        VideoPrefetcher,
+        CropStream,
         make_cropper,
         saved_crop_settings,
         saved_crop_size,
@@ -166,13 +176,13 @@ def _start_videos(args: argparse.Namespace, inputs, sampling: dict):
         except UserError:
             model = None
     size = saved_crop_size(model) if model else None
-    if size is None or not inputs or inputs[0][1] != "video":
+    if size is None or not inputs:
         return None
     cropper, _ = make_cropper(size, saved_crop_settings(model), _detect_max_side(args))
-    early = VideoPrefetcher(inputs, cropper, track=True, **sampling)
-    early.start(0)
-    early.start(1)
-    return early
+    stream = CropStream(
+        inputs, cropper, track=True, detect=args.detect, batch_size=args.batch_size, **sampling
+    )
+    return stream.start()
 
 
 def _detect_max_side(args: argparse.Namespace):

@@ -14,12 +14,20 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from md_csd_tf.files import atomic_write_text
 from md_csd_tf.inference.crops import (
+    AUTO,
+    IDLE,
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
-    VideoPrefetcher,
+    Crop,
+    CropStream,
+    End,
+    Failed,
     input_kind,
+    no_face_error,
 )
 
 if TYPE_CHECKING:  # TensorFlow is imported with the model, not to list inputs
@@ -88,11 +96,25 @@ def _one_line(error: BaseException, path: str) -> str:
     return text if path in text else f"{path}: {text}"
 
 
-def score_input(detector: Detector, path: str, kind: str, prepared=None, **options) -> Row:
-    """Scores one input; any failure becomes `Row.error` (one line naming the input).
+def _row(path: str, kind: str, result) -> Row:
+    """The table row of an `ImageResult` or a `VideoResult`."""
+    frames = getattr(result, "frame_indices", [0])
+    scores = getattr(result, "frame_scores", [result.score])
+    return Row(
+        path,
+        kind,
+        frames_scored=result.frames_scored,
+        fake_probability=float(result.score),
+        verdict=result.verdict,
+        frame_indices=[int(i) for i in frames],
+        frame_scores=[float(s) for s in scores],
+        frames_sampled=int(getattr(result, "frames_sampled", result.frames_scored)),
+    )
 
-    `prepared`: for a video, the `Future` of its `video_crops` started ahead (`score_inputs`).
-    """
+
+def score_input(detector: Detector, path: str, kind: str, **options) -> Row:
+    """Scores one input alone, with its own model calls; any failure becomes `Row.error` (one
+    line naming the input). `score_inputs(prefetch=False)` scores inputs this way."""
     detect = options.pop("detect", True)
     threshold = options.get("threshold")  # None: the detector's own (calibrated or 0.5)
     try:
@@ -109,72 +131,221 @@ def score_input(detector: Detector, path: str, kind: str, prepared=None, **optio
         elif kind == "image":
             result = detector.predict_image(path, detect=detect, threshold=threshold)
         else:
-            result = detector.predict_video(path, prepared=prepared, **options)
+            result = detector.predict_video(path, **options)
     except Exception as error:  # noqa: BLE001 - any failure of one input is reported, not raised
         return Row(path, kind, error=_one_line(error, path))
-    frames = getattr(result, "frame_indices", [0])
-    scores = getattr(result, "frame_scores", [result.score])
-    return Row(
-        path,
-        kind,
-        frames_scored=result.frames_scored,
-        fake_probability=float(result.score),
-        verdict=result.verdict,
-        frame_indices=[int(i) for i in frames],
-        frame_scores=[float(s) for s in scores],
-        frames_sampled=int(getattr(result, "frames_sampled", result.frames_scored)),
-    )
+    return _row(path, kind, result)
+
+
+@dataclasses.dataclass
+class _Scoring:
+    """What `score_inputs` holds of an input between its first crop and its row."""
+
+    crops: list = dataclasses.field(default_factory=list)  # a clip detector's, until the end
+    indices: list[int] = dataclasses.field(default_factory=list)
+    boxes: list = dataclasses.field(default_factory=list)
+    scores: list[float] = dataclasses.field(default_factory=list)
+    waiting: int = 0  # crops in the batch being filled, not scored yet
+    end: End | None = None  # the last `End` event, when all crops (of the stage) are handed over
 
 
 def score_inputs(
     detector: Detector,
     inputs: Sequence[tuple[str, str]],
     progress: bool = True,
-    prefetch: bool | VideoPrefetcher = True,
+    prefetch: bool | CropStream = True,
     **options,
 ) -> list[Row]:
-    """Scores every input in turn with a tqdm progress bar (on stderr); never raises per input.
+    """Scores every input with a tqdm progress bar (on stderr); never raises per input.
+
+    With `prefetch` (the default), one thread decodes, detects and crops every input in order
+    (`crops.CropStream`) while this one scores: crops of consecutive inputs (the tail of a video
+    and the head of the next, a folder of images) share model calls of up to
+    `detector.batch_size` crops, so N crops cost `ceil(N / batch_size)` calls, not one per input.
+    OpenCV, dlib and TensorFlow work outside Python's lock, so the two threads overlap; scores
+    do not depend on which crops share a call, and the rows are those of `prefetch=False`. A
+    clip detector scores each video's crops alone (`Detector.predict_clip_crops`).
+
+    With `frames="auto"`, a video waiting for its stage's scores does not hold the thread: it
+    goes on with the next inputs, and the video's next stage is cropped once its scores say go on
+    (`sequential.should_stop`).
 
     Args:
         detector: the loaded model.
         inputs: `(path, kind)` pairs from `collect_inputs`.
-        progress: show the bar (it hides itself for a single input).
-        prefetch: decode and crop the next video in a thread while the model scores this one
-            (and trace the model while the first is cropped). OpenCV, dlib and TensorFlow
-            work outside Python's lock, so they overlap; the rows are the same. A
-            `VideoPrefetcher` started before the model was loaded (`md-csd predict`) is taken
-            over when its crops are this detector's, else discarded.
+        progress: show the bar, by finished input (it hides itself for a single input).
+        prefetch: True: as above; False: each input alone, in turn (`score_input`); a
+            `CropStream` started before the model was loaded (`md-csd predict`) is taken over
+            when its crops are this detector's, else closed and replaced.
         **options: `predict_video` options, plus `detect` for images.
+
+    Raises:
+        UserError: `frames="auto"` where it cannot apply (`Detector.check_auto`).
     """
     from tqdm import tqdm
 
+    options = dict(options)
+    detect = options.get("detect", True)
     sampling = {k: options[k] for k in ("frames", "sampling", "every_k") if k in options}
-    early = prefetch if isinstance(prefetch, VideoPrefetcher) else None
-    if early is not None and not early.matches(detector.cropper, detector.track, **sampling):
-        early.close()
-        early = None
-    ahead = early
-    if ahead is None and prefetch:
-        ahead = VideoPrefetcher(inputs, detector.cropper, detector.track, **sampling)
-    rows = []
-    bar = tqdm(inputs, unit="input", disable=not progress or len(inputs) < 2, leave=False)
+    if options.get("frames") == AUTO:
+        detector.check_auto(options.get("sampling", "uniform"))
+    bar = tqdm(
+        total=len(inputs), unit="input", disable=not progress or len(inputs) < 2, leave=False
+    )
     try:
-        for i, (path, kind) in enumerate(bar):
-            bar.set_postfix_str(Path(path).name[-30:], refresh=False)
-            if ahead is not None and kind == "video":
-                # Only behind a video: the face detector is one dlib object, not known to be
-                # thread-safe, so nothing runs ahead while an image is cropped here.
-                ahead.start(i)
-                ahead.start(i + 1)
-                if i == 0:
-                    detector.warm_up()  # trace while the first video is cropped
-            future = ahead.take(i) if ahead is not None else None
-            rows.append(score_input(detector, path, kind, future, **dict(options)))
-    finally:
-        if ahead is not None:
-            ahead.close()
-            for stage, seconds in ahead.timings.items():
+        if not prefetch:
+            rows = []
+            for path, kind in inputs:
+                bar.set_postfix_str(Path(path).name[-30:], refresh=False)
+                rows.append(score_input(detector, path, kind, **options))
+                bar.update()
+            return rows
+        stream = prefetch if isinstance(prefetch, CropStream) else None
+        if stream is not None and not stream.matches(
+            detector.cropper, detector.track, detect, **sampling
+        ):
+            stream.close()
+            stream = None
+        if stream is None:
+            stream = CropStream(
+                inputs, detector.cropper, detector.track, detect,
+                batch_size=detector.batch_size, **sampling,
+            )  # fmt: skip
+        stream.start()
+        try:
+            detector.warm_up()  # traced while the first inputs are cropped
+            return _score_stream(detector, inputs, stream, bar, options)
+        finally:
+            stream.close()
+            for stage, seconds in stream.timings.items():
                 detector.timings[stage] += seconds
+    finally:
+        bar.close()
+
+
+def _score_stream(detector: Detector, inputs, stream: CropStream, bar, options: dict) -> list[Row]:
+    """`score_inputs`' loop: batches the stream's crops into model calls, rows in input order."""
+    from md_csd_tf.inference.sequential import should_stop
+
+    aggregate = options.get("aggregate", "mean")
+    threshold = options.get("threshold")
+    threshold = detector.threshold if threshold is None else float(threshold)
+    clips = bool(detector.pipeline.clip_frames)
+    state: dict[int, _Scoring] = {}
+    rows: list[Row | None] = [None] * len(inputs)
+    batch: list[tuple[int, np.ndarray]] = []  # (input, crop) to score in the next call
+
+    remaining = len(inputs)
+
+    def finish(item: int, row: Row) -> None:
+        nonlocal remaining
+        rows[item], remaining = row, remaining - 1
+        state.pop(item, None)
+        bar.set_postfix_str(Path(row.input).name[-30:], refresh=False)
+        bar.update()
+
+    def fail(item: int, kind: str, error: BaseException) -> None:
+        dropped = [entry for entry in batch if entry[0] == item]
+        if dropped:
+            batch[:] = [entry for entry in batch if entry[0] != item]
+            stream.scored(len(dropped))
+        stream.drop(item)  # an auto video's frames, if it is between stages
+        finish(item, Row(inputs[item][0], kind, error=_one_line(error, inputs[item][0])))
+
+    def settle(item: int) -> None:
+        """Makes the row of `item` once all its crops handed over are scored."""
+        scoring = state.get(item)
+        if scoring is None or scoring.end is None or scoring.waiting:
+            return
+        end, path = scoring.end, inputs[item][0]
+        if end.kind == "image":
+            result = detector.image_result(path, scoring.scores[0], scoring.boxes[0], threshold)
+            finish(item, _row(path, "image", result))
+            return
+        if clips:
+            try:
+                scoring.scores = list(detector.predict_clip_crops(scoring.crops))
+            except Exception as error:  # noqa: BLE001 - one input's failure
+                fail(item, "video", error)
+                return
+        elif not end.last and not should_stop(scoring.scores, threshold, aggregate, end.total):
+            scoring.end = None
+            stream.resume(item)  # its next stage, before any new input
+            return
+        if not end.last:
+            stream.drop(item)
+        if not scoring.scores:
+            fail(item, "video", no_face_error(path, end.sampled))
+            return
+        order = np.argsort(scoring.indices, kind="stable")  # auto stages are not in frame order
+        result = detector.video_result(
+            path,
+            np.asarray(scoring.scores, np.float32)[order],
+            [scoring.indices[k] for k in order],
+            [scoring.boxes[k] for k in order],
+            end.sampled,
+            aggregate,
+            threshold,
+        )
+        finish(item, _row(path, "video", result))
+
+    def score(count: int) -> None:
+        """One model call on the first `count` crops of the batch; their owners are settled."""
+        chunk, batch[:] = batch[:count], batch[count:]
+        owners = [item for item, _ in chunk]
+        try:
+            probs = detector.predict_crops([crop for _, crop in chunk])
+        except Exception as error:  # noqa: BLE001 - the inputs of this call fail, not the run
+            stream.scored(len(chunk))
+            for item in dict.fromkeys(owners):
+                if item in state:
+                    fail(item, inputs[item][1], error)
+            return
+        stream.scored(len(chunk))
+        for item, prob in zip(owners, probs, strict=True):
+            state[item].scores.append(float(prob))
+            state[item].waiting -= 1
+        for item in dict.fromkeys(owners):
+            settle(item)
+
+    while remaining:
+        event = stream.events.get()
+        if event != IDLE and rows[event.item] is not None:  # failed in a model call before
+            if isinstance(event, Crop):
+                stream.scored(1)
+            elif isinstance(event, End) and not event.last:
+                stream.drop(event.item)
+            continue
+        if event == IDLE:  # the thread waits: what is held must be scored for it to go on
+            while batch:
+                score(min(len(batch), detector.batch_size))
+        elif isinstance(event, Failed):
+            if rows[event.item] is None:
+                fail(event.item, event.kind, event.error)
+        elif isinstance(event, Crop):
+            scoring = state.setdefault(event.item, _Scoring())
+            scoring.indices.append(event.index)
+            scoring.boxes.append(event.box)
+            if event.kind == "image" and clips:
+                stream.scored(1)
+                try:
+                    detector.predict_crops([event.crop])  # refuses: clips, not single crops
+                except Exception as error:  # noqa: BLE001 - this input's row says why
+                    fail(event.item, "image", error)
+            elif clips:
+                scoring.crops.append(event.crop)
+                stream.scored(1)  # held here, not in the stream's count: a video can be long
+            else:
+                scoring.waiting += 1
+                batch.append((event.item, event.crop))
+                if len(batch) >= detector.batch_size:
+                    score(detector.batch_size)
+        elif isinstance(event, End) and event.item in state:
+            state[event.item].end = event
+            settle(event.item)
+        elif isinstance(event, End):  # a stage with no face: nothing to wait for
+            state[event.item] = _Scoring(end=event)
+            settle(event.item)
     return rows
 
 

@@ -7,11 +7,12 @@ The path from a file to a score repeats data preparation and training exactly:
        as `md-csd prepare` cuts them)
     -> `crops_to_inputs` (the function the training pipeline maps over crops; it resizes to the
        model's side exactly as training did)
-    -> the model, in batches of one fixed size -> per-frame fake probability
+    -> the model, in batches of up to `batch_size` crops -> per-frame fake probability
     -> video score: `evaluation.metrics.video_score` (mean, the paper's video level, or vote).
 
-Batches are padded to `batch_size`, so the scoring `tf.function` is traced once per detector
-(tracing a full Xception costs seconds on a CPU; a ragged last batch would trace again).
+Batches are not padded: the scoring `tf.function`s leave the batch dimension open (an input
+signature with batch None), so they are traced once per detector and a batch of 5 costs 5 crops'
+work, not 32 (`--no-detect` on a folder of 48 images used to cost 48 padded batches).
 
 Example:
     >>> detector = Detector.load("runs/ffpp/best.keras")
@@ -26,7 +27,6 @@ import dataclasses
 import os
 import time
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
@@ -35,13 +35,20 @@ from md_csd_tf.data.inputs import crops_to_inputs, fit_crops
 from md_csd_tf.data.pipeline import PipelineConfig
 from md_csd_tf.errors import UserError
 from md_csd_tf.evaluation.metrics import AGGREGATES, video_score
-from md_csd_tf.inference.crops import (  # noqa: F401 - IMAGE_/VIDEO_EXTENSIONS, input_kind:
-    DEFAULT_FRAMES,  # re-exported, their home was here
+from md_csd_tf.inference.crops import (  # noqa: F401 - IMAGE_/VIDEO_EXTENSIONS, input_kind,
+    AUTO,  # read_image: re-exported, their home was here
+    DEFAULT_FRAMES,
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     InputError,
+    VideoStages,
+    check_sampling,
+    image_crop,
     input_kind,
     make_cropper,
+    no_face_error,
+    read_image,
+    to_rgb_uint8,
     video_crops,
 )
 from md_csd_tf.models.base import DetectorModel
@@ -114,71 +121,17 @@ class VideoResult:
         return len(self.frame_indices)
 
 
-def _to_rgb_uint8(image: np.ndarray, channel_order: str) -> np.ndarray:
-    """Any decoded image (grayscale, RGB/BGR, with alpha, 8/16-bit or float) to RGB uint8."""
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
-        raise ValueError(f"unsupported image shape {image.shape}")
-    if image.dtype == np.uint16:
-        # 65535 / 257 = 255 exactly: the 8-bit value a 16-bit encoder started from comes back.
-        image = np.round(image.astype(np.float32) / 257.0)
-    elif image.dtype.kind == "f":
-        # Float images are 0..1 by convention (skimage, matplotlib), 0..255 otherwise.
-        image = image * 255.0 if np.nanmax(image) <= 1.0 else image
-    elif image.dtype != np.uint8:
-        raise ValueError(f"unsupported pixel type {image.dtype}")
-    image = np.clip(np.nan_to_num(image), 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        # Alpha is dropped, not composited: a face photo's transparent border is background
-        # either way, and compositing would invent a colour the model never saw.
-        code = cv2.COLOR_BGRA2RGB if channel_order == "bgr" else cv2.COLOR_RGBA2RGB
-        return cv2.cvtColor(image, code)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if channel_order == "bgr" else image
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file as RGB uint8, whatever its mode (grayscale, RGBA, 16-bit).
-
-    Raises:
-        InputError: missing file or not a readable image.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: file not found")
-    # IMREAD_UNCHANGED keeps 16-bit depth and alpha, which we convert ourselves; the default
-    # flag would silently drop the alpha channel and truncate 16-bit values.
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    order = "bgr"
-    if image is None:  # formats OpenCV lacks (GIF, some TIFFs): Pillow, as a second chance
-        try:
-            from PIL import Image
-
-            with Image.open(path) as handle:
-                image = np.asarray(handle.convert("RGB"))
-            order = "rgb"
-        except Exception:
-            raise InputError(f"{path}: not a readable image (OpenCV and Pillow failed)") from None
-    try:
-        return _to_rgb_uint8(image, order)
-    except ValueError as error:
-        raise InputError(f"{path}: {error}") from None
-
-
 def _describe(settings: dict) -> str:
     names = ("crops", "pick", "scale", "image_size", "detect_max_side")
     return ", ".join(f"{name} {settings[name]}" for name in names if name in settings)
 
 
 class Detector:
-    """A loaded detector of the registry plus the face cropper, scoring crops in fixed-size batches.
+    """A loaded detector of the registry plus the face cropper, scoring crops in batches.
 
     Args:
         model: a built or loaded detector of the registry (`md_csd_tf.build_detector`).
-        batch_size: crops per model call; the last batch is padded, so the model is traced once.
+        batch_size: the most crops per model call (a smaller last batch is not padded).
         cropper: the `FaceCropper` to find faces; by default the one that cut the model's
             training crops (`inference.crops.make_cropper`): `md-csd prepare`'s settings as the
             trainer stored them in the model (box scale, face pick rule, `--crops` mode), or,
@@ -206,6 +159,7 @@ class Detector:
         timings: seconds spent so far in "decode", "detect" (face detection), "crop" (cutting
             and resizing the crop), "transform" (`crops_to_inputs`), "model" and "trace"
             (`warm_up`); for benchmarks.
+        model_calls: model calls so far (Keras or runtime; `warm_up`'s not counted).
     """
 
     def __init__(
@@ -253,25 +207,55 @@ class Detector:
             self.cropper = cropper
         self.track = bool(track)
         self.timings: dict[str, float] = collections.defaultdict(float)
-        spec = tf.TensorSpec((self.batch_size, self.image_size, self.image_size, 3), tf.uint8)
+        self.model_calls = 0
+        self._runtime = None
         # Two functions rather than one so benchmarks can time the transform apart from the
-        # network; both have a fixed input signature and are traced once.
+        # network. Both leave the batch open (signature batch None), so each is traced once and
+        # takes any batch unpadded. Measured on the 299 px MD-CSD in one process against one
+        # fixed-shape function per size (a ragged tail cut into 16/8/4/2/1): POLY_RATIO.
+        spec = tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.uint8)
         self._inputs = tf.function(
             lambda crops: crops_to_inputs(
                 crops, pipeline.transform, pipeline.branches, None, pipeline.spectrum_in_model
             ),
             input_signature=[spec],
         )
-        self._forward = tf.function(lambda inputs: model(inputs, training=False)[:, 0])
+        self._forward = None  # its signature is `_inputs`' output: built at the first batch
 
     def use_runtime(self, runtime) -> None:
         """Scores crops with a serving runtime (`md_csd_tf.inference.runtime`) instead of Keras.
 
-        The runtime model holds the crop-to-input preprocessing, so its time counts as "model"
-        and "transform" stays 0; faces, frames and batches are unchanged.
+        Args:
+            runtime: a callable taking uint8 crops `(N, H, W, 3)` at the model's side (any N up
+                to `batch_size`, not padded) and returning `(N,)` fake probabilities. It holds
+                the crop-to-input preprocessing, so its time counts as "model" and "transform"
+                stays 0; faces, frames and batches are unchanged.
         """
-        self._inputs = lambda crops: {"crops": crops}
-        self._forward = lambda inputs: tf.constant(runtime(np.asarray(inputs["crops"])))
+        self._runtime = runtime
+
+    def _score_batch(self, crops: np.ndarray) -> np.ndarray:
+        """One model call: uint8 crops `(N, side, side, 3)` to `(N,)` float32 probabilities."""
+        began = time.perf_counter()
+        if self._runtime is not None:
+            probs = np.asarray(self._runtime(crops), np.float32).reshape(len(crops))
+            middle = began
+        else:
+            inputs = self._inputs(tf.constant(crops))
+            inputs = {k: v.numpy() for k, v in inputs.items()}  # materialise for fair timing
+            middle = time.perf_counter()
+            if self._forward is None:
+                model = self.model
+                signature = {
+                    k: tf.TensorSpec((None, *v.shape[1:]), v.dtype) for k, v in inputs.items()
+                }
+                self._forward = tf.function(
+                    lambda inputs: model(inputs, training=False)[:, 0], input_signature=[signature]
+                )
+            probs = self._forward(inputs).numpy()
+        self.model_calls += 1
+        self.timings["transform"] += middle - began
+        self.timings["model"] += time.perf_counter() - middle
+        return probs.astype(np.float32)
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs) -> Detector:
@@ -316,30 +300,19 @@ class Detector:
                 any size, resized to the model's as training resized them (`fit_crops`).
 
         Returns:
-            float32 array `(N,)`.
+            float32 array `(N,)`, in `ceil(N / batch_size)` model calls.
         """
         if self.pipeline.clip_frames:
             raise UserError(
                 f"{self.model.detector} scores clips of {self.pipeline.clip_frames} consecutive "
                 "frames, not single crops or images: pass a video."
             )
-        crops = fit_crops([_to_rgb_uint8(c, "rgb") for c in crops], self.image_size)
-        scores = []
-        for start in range(0, len(crops), self.batch_size):
-            chunk = np.stack(crops[start : start + self.batch_size])
-            count = len(chunk)
-            if count < self.batch_size:
-                pad = np.zeros((self.batch_size - count, *chunk.shape[1:]), np.uint8)
-                chunk = np.concatenate([chunk, pad])
-            began = time.perf_counter()
-            inputs = self._inputs(tf.constant(chunk))
-            inputs = {k: v.numpy() for k, v in inputs.items()}  # materialise for fair timing
-            middle = time.perf_counter()
-            probs = self._forward(inputs).numpy()[:count]
-            self.timings["transform"] += middle - began
-            self.timings["model"] += time.perf_counter() - middle
-            scores.append(probs)
-        return np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32)
+        crops = fit_crops([to_rgb_uint8(c, "rgb") for c in crops], self.image_size)
+        scores = [
+            self._score_batch(crops[start : start + self.batch_size])
+            for start in range(0, len(crops), self.batch_size)
+        ]
+        return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
     def predict_clip_crops(self, crops) -> np.ndarray:
         """A clip detector's scores of consecutive crops of one video: the crops cut into runs
@@ -353,7 +326,7 @@ class Detector:
         Returns:
             float32 array `(N,)`; their mean is the video's score at `aggregate="mean"`.
         """
-        crops = fit_crops([_to_rgb_uint8(c, "rgb") for c in crops], self.image_size)
+        crops = fit_crops([to_rgb_uint8(c, "rgb") for c in crops], self.image_size)
         return predict_video_clips(self.model, crops, self.batch_size).astype(np.float32)
 
     # -- images ---------------------------------------------------------------------------------
@@ -381,20 +354,16 @@ class Detector:
             self.timings["decode"] += time.perf_counter() - began
         else:
             try:
-                image = _to_rgb_uint8(image, "rgb")
+                image = to_rgb_uint8(image, "rgb")
             except ValueError as error:
                 raise InputError(f"{name}: {error}") from None
-        if detect:
-            began = time.perf_counter()
-            crop, box, _ = self.cropper.crop(image)
-            self.timings["detect"] += time.perf_counter() - began
-            if crop is None:
-                raise InputError(
-                    f"{name}: no face found (dlib); pass --no-detect if it is already a face crop"
-                )
-        else:
-            crop, box = image, (0, 0, image.shape[1], image.shape[0])
-        score = float(self.predict_crops([crop])[0])
+        began = time.perf_counter()
+        crop, box = image_crop(self.cropper, image, name, detect)
+        self.timings["detect"] += time.perf_counter() - began
+        return self.image_result(name, float(self.predict_crops([crop])[0]), box, threshold)
+
+    def image_result(self, name: str, score: float, box: Box, threshold: float) -> ImageResult:
+        """The `ImageResult` of an image's crop score (verdict at `threshold`)."""
         return ImageResult(name, score, int(score > threshold), tuple(box), threshold)
 
     # -- videos ---------------------------------------------------------------------------------
@@ -411,56 +380,105 @@ class Detector:
         return video_crops(self.cropper, path, frames, sampling, every_k, self.track, self.timings)
 
     def warm_up(self) -> None:
-        """Traces the scoring functions now (seconds for a full Xception) with a padded batch
-        of zeros: `score_inputs` does it while the first video is being cropped."""
+        """Traces the scoring functions now (seconds for a full Xception) with one crop of
+        zeros: `score_inputs` does it while the first inputs are being cropped. Its time counts
+        as "trace", and its call is not counted in `model_calls`."""
         if self.pipeline.clip_frames:  # clips are traced on the first video
             return
         before = {stage: self.timings[stage] for stage in ("transform", "model")}
+        calls = self.model_calls
         began = time.perf_counter()
         self.predict_crops(np.zeros((1, self.image_size, self.image_size, 3), np.uint8))
         self.timings.update(before)  # counted as "trace", not as scoring
         self.timings["trace"] += time.perf_counter() - began
+        self.model_calls = calls
 
     def predict_video(
         self,
         path: str | os.PathLike,
-        frames: int | None = DEFAULT_FRAMES,
+        frames: int | str | None = DEFAULT_FRAMES,
         sampling: str = "uniform",
         every_k: int | None = None,
         aggregate: str = "mean",
         threshold: float | None = None,
-        prepared=None,
     ) -> VideoResult:
         """Scores a video: sample frames, crop the face in each, score, aggregate.
 
         Args:
             path: the video file.
-            frames: "uniform": number of evenly spaced frames (None: all); "every": an optional
-                cap on the number of frames taken.
+            frames: "uniform": number of evenly spaced frames (None: all), or "auto": the 32 of
+                `frames=32`, decoded once and scored stage by stage (`inference.sequential`)
+                until the scores so far decide the verdict; "every": an optional cap on the
+                number of frames taken.
             sampling: "uniform" (spread over the whole video) or "every" (every `every_k`-th
                 frame from the first).
             every_k: the stride for "every".
             aggregate: "mean" (the paper's video level) or "vote" (majority of frame verdicts).
             threshold: decision threshold on the fake probability of a frame ("vote") or of the
                 video ("mean"); None: `self.threshold`.
-            prepared: a `concurrent.futures.Future` of `video_crops(path, frames, sampling,
-                every_k)` started ahead (`batch.score_inputs` decodes and crops the next video
-                while the model scores this one); its errors are raised here.
 
         Raises:
             InputError: not a readable video, no frame decoded, or no face in any sampled frame.
+            UserError: `frames="auto"` with "every" sampling or a clip detector.
         """
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
         threshold = self.threshold if threshold is None else float(threshold)
-        if prepared is None:
-            crops, indices, boxes, sampled = self.video_crops(path, frames, sampling, every_k)
-        else:
-            crops, indices, boxes, sampled = prepared.result()
+        if frames == AUTO:
+            return self._predict_video_auto(path, sampling, aggregate, threshold)
+        crops, indices, boxes, sampled = self.video_crops(path, frames, sampling, every_k)
         if self.pipeline.clip_frames:  # a clip detector scores runs of T crops
             scores = self.predict_clip_crops(crops)
         else:
             scores = self.predict_crops(crops)
+        return self.video_result(path, scores, indices, boxes, sampled, aggregate, threshold)
+
+    def _predict_video_auto(self, path, sampling, aggregate, threshold) -> VideoResult:
+        from md_csd_tf.inference.sequential import should_stop
+
+        self.check_auto(sampling)
+        video = VideoStages(self.cropper, path, self.track, self.timings)
+        found, scores = [], []
+        while video.more():
+            stage = [(i, c, b) for i, c, b in video.next_stage() if c is not None]
+            if stage:
+                scores.extend(self.predict_crops([crop for _, crop, _ in stage]))
+                found.extend(stage)
+            if should_stop(scores, threshold, aggregate, video.total):
+                break
+        if not found:
+            raise no_face_error(os.fspath(path), video.sampled)
+        order = np.argsort([index for index, _, _ in found], kind="stable")
+        return self.video_result(
+            path,
+            np.asarray(scores, np.float32)[order],
+            [found[k][0] for k in order],
+            [found[k][2] for k in order],
+            video.sampled,
+            aggregate,
+            threshold,
+        )
+
+    def check_auto(self, sampling: str = "uniform") -> None:
+        """Refuses `frames="auto"` where it cannot apply.
+
+        Raises:
+            UserError: "every" sampling (`crops.check_sampling`), or a clip detector (its
+                scores are of runs of consecutive frames, not of frames one by one).
+        """
+        check_sampling(AUTO, sampling)
+        if self.pipeline.clip_frames:
+            raise UserError(
+                f"--frames auto scores frames one by one; {self.model.detector} scores clips of "
+                f"{self.pipeline.clip_frames} consecutive frames: pass a number of frames"
+            )
+
+    def video_result(
+        self, path, scores, indices, boxes, sampled: int, aggregate: str, threshold: float
+    ) -> VideoResult:
+        """The `VideoResult` of a video's frame scores: the video score (`video_score`) and
+        its verdict (at `threshold`, or a strict majority for "vote")."""
+        scores = np.asarray(scores, np.float32)
         score = video_score(scores, aggregate, threshold)
         # A vote score is a fraction of frames: "fake" means more than half voted fake.
         cut = 0.5 if aggregate == "vote" else threshold
@@ -468,10 +486,10 @@ class Detector:
             path=os.fspath(path),
             score=score,
             label=int(score > cut),
-            frame_indices=indices,
+            frame_indices=list(indices),
             frame_scores=scores,
-            boxes=boxes,
-            frames_sampled=sampled,
+            boxes=list(boxes),
+            frames_sampled=int(sampled),
             aggregate=aggregate,
             threshold=threshold,
         )
