@@ -45,7 +45,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30  # 720p at 30 fps, as the issue asks
-STAGES = ("decode", "detect", "crop", "transform", "model", "write")
+STAGES = ("decode", "detect", "crop", "trace", "transform", "model", "write")
 
 
 def make_videos(folder: Path, count: int, seconds: float, large_face: bool = False) -> list[Path]:

@@ -28,9 +28,17 @@ skip the levels where the face is more than one rung (6/5) above 72 px, and run 
 without upsampling on the first level kept: it sees exactly the reference's levels from there
 down. Which level to start from comes from the face size in the previous frame (or a
 coarse detection on a downscaled copy); a frame where that guess is not confirmed is redone from
-the size found, then, failing that, with the reference. ``exact=False`` is the older, looser fast path: detection on a copy downscaled to
-``detect_max_side`` without upsampling (boxes off by up to one pyramid rung, IoU ~0.7-0.9 with
-the reference).
+the size found, then, failing that, with the reference. ``exact=False`` is the older, looser
+fast path: detection on a copy downscaled to ``detect_max_side`` without upsampling (boxes off by
+up to one pyramid rung, IoU ~0.7-0.9 with the reference).
+
+What is left of the cost (720p, measured in CPU time): building the reference's levels down to
+the first one kept, ~45-50 ms per frame (the 2x upsampling ~17 ms, then ~10-14 pyramid_down
+steps), against ~2-8 ms for the scan itself. Building them for a region around the previous
+frame's face only does not give the reference's pixels: dlib resamples each level with a step
+that depends on the image's size ((n - 1) / (m - 1)), so a region's levels sit on another
+lattice, and its boxes moved by a HOG cell or a whole rung (crop IoU down to 0.69 on the
+benchmark's large-face videos). So the previous box only chooses the level, as its width does.
 """
 
 from __future__ import annotations
