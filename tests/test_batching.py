@@ -123,28 +123,36 @@ def confident(model, score):
     return scorer
 
 
-def test_frames_auto_stops_early_on_a_confident_video_and_not_on_an_uncertain_one(files, model):
+def test_frames_auto_stops_early_on_a_confident_video(files, model):
     sure = confident(model, 0.99).predict_video(files["long"], frames="auto")
-    assert sure.verdict == "fake" and sure.frames_scored < 32
-    assert sure.frames_sampled == 8 and sure.frame_indices == sorted(sure.frame_indices)
-    full = detector(model).video_crops(files["long"], frames=32)[1]
-    assert set(sure.frame_indices) <= set(full)  # frames of the 32-frame grid
-    unsure = confident(model, 0.5).predict_video(files["long"], frames="auto")
-    assert unsure.frames_scored == 32 and unsure.frame_indices == full
-    # With other inputs: the same rows, the image scored while the video waits for a decision.
-    inputs = collect_inputs([files["long"], files["image"], files["long"]])
-    for score, frames in ((0.99, sure.frame_indices), (0.5, full)):
-        scorer = confident(model, score)
-        rows = score_inputs(scorer, inputs, progress=False, frames="auto")
-        assert rows[0].frame_indices == rows[2].frame_indices == frames and rows[1].ok
-        alone = score_inputs(
-            confident(model, score), inputs, progress=False, prefetch=False, frames="auto"
-        )
-        assert_same_rows(rows, alone)
+    assert sure.verdict == "fake" and sure.frames_scored == sure.frames_sampled == 8 < 32
+    # The first stage: every 4th frame of the grid (here the video's 32 frames), in order.
+    assert sure.frame_indices == list(range(2, 32, 4))
+    # With other inputs: the same row, the image scored while the video waits for a decision.
+    inputs = collect_inputs([files["long"], files["image"]])
+    rows = score_inputs(confident(model, 0.99), inputs, progress=False, frames="auto")
+    assert rows[0].frame_indices == sure.frame_indices and rows[0].frames_sampled == 8
+    assert rows[1].ok and rows[1].fake_probability == pytest.approx(0.99)
     with pytest.raises(UserError, match="--every"):
         detector(model).predict_video(files["long"], frames="auto", sampling="every", every_k=2)
 
 
+@pytest.mark.slow
+def test_frames_auto_scores_all_32_on_an_uncertain_video(files, model):
+    unsure = confident(model, 0.5).predict_video(files["long"], frames="auto")  # at the threshold
+    full = detector(model).video_crops(files["long"], frames=32)[1]
+    assert unsure.frames_scored == unsure.frames_sampled == 32 and unsure.frame_indices == full
+    inputs = collect_inputs([files["long"], files["image"], files["long"]])
+    for score in (0.99, 0.5):
+        rows = score_inputs(confident(model, score), inputs, progress=False, frames="auto")
+        alone = score_inputs(
+            confident(model, score), inputs, progress=False, prefetch=False, frames="auto"
+        )
+        assert_same_rows(rows, alone)
+        assert rows[0].frames_scored == (8 if score > 0.5 else 32)
+
+
+@pytest.mark.slow
 def test_frames_auto_keeps_the_scores_of_the_model(files, model):
     # The real model: the stage scores are the scores of those frames at --frames 32. Without
     # tracking, as a tracked search starts from the face before in scoring order, which differs.
@@ -156,7 +164,8 @@ def test_frames_auto_keeps_the_scores_of_the_model(files, model):
 
 
 def test_cli_frames_auto(files, capsys):
-    argv = ["predict", "--model", str(files["model"]), str(files["long"]), "--quiet"]
+    # An 8-frame video: its grid is its 8 frames, scored in 3 stages (2, 2 and 4 frames).
+    argv = ["predict", "--model", str(files["model"]), str(files["video"]), "--quiet"]
     assert cli.main([*argv, "--frames", "auto", "--threshold", "0.5"]) == 0
     assert "1 of 1 inputs scored" in capsys.readouterr().out
     assert cli.main([*argv, "--frames", "auto", "--every", "2"]) == 2

@@ -310,13 +310,15 @@ def _score_stream(detector: Detector, inputs, stream: CropStream, bar, options: 
 
     while remaining:
         event = stream.events.get()
-        if event != IDLE and rows[event.item] is not None:  # failed in a model call before
+        if isinstance(event, BaseException):
+            raise event
+        if event is not IDLE and rows[event.item] is not None:  # failed in a model call before
             if isinstance(event, Crop):
                 stream.scored(1)
             elif isinstance(event, End) and not event.last:
                 stream.drop(event.item)
             continue
-        if event == IDLE:  # the thread waits: what is held must be scored for it to go on
+        if event is IDLE:  # the thread waits: what is held must be scored for it to go on
             while batch:
                 score(min(len(batch), detector.batch_size))
         elif isinstance(event, Failed):

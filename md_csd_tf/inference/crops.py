@@ -431,7 +431,8 @@ class CropStream:
             `video_crops`.
 
     Attributes:
-        events: the `queue.Queue` of events, in the order they happen.
+        events: the `queue.Queue` of events, in the order they happen (an exception when the
+            thread itself failed, not one input).
         timings: seconds spent in "decode", "detect" and "crop".
     """
 
@@ -545,6 +546,8 @@ class CropStream:
                     self._input(item)
         except _Closed:
             return
+        except Exception as error:  # noqa: BLE001 - a bug here must not leave the caller waiting
+            self.events.put(error)
 
     def _guarded(self, item: int, kind: str, work, *args) -> None:
         """Runs `work(*args)` for input `item`; its failure becomes a `Failed` event."""
