@@ -83,13 +83,15 @@ def keras_scorer(model):
     return lambda crops: tf.cast(function(tf.constant(crops)), tf.float32).numpy()
 
 
-def quantize_int8(model, calibration_crops: np.ndarray) -> bytes:
+def quantize_int8(model, calibration_crops: np.ndarray | None) -> bytes:
     """The model as a full-integer (int8) TFLite model, activation ranges from real crops.
 
     Args:
         model: a detector of the registry.
         calibration_crops: uint8 `(N, H, W, 3)` real face crops (a few hundred suffice: they
-            only set each activation's range).
+            only set each activation's range); None: int8 weights only, float activations
+            (TFLite's dynamic-range quantisation; measured by experiments/benchmark_precision.py,
+            not offered).
 
     Returns:
         The .tflite bytes (input uint8 crops, output float32 probabilities, as `export_tflite`).
@@ -109,13 +111,15 @@ def quantize_int8(model, calibration_crops: np.ndarray) -> bytes:
         export_saved_model(model.with_spectrum_in_model(), saved)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[SIGNATURE])
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        # INT8 first, float builtins where an op has no int8 kernel (the resize of odd-sized
-        # crops, the in-model spectrum's matmuls when their ranges cannot be calibrated).
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-            tf.lite.OpsSet.TFLITE_BUILTINS,
-        ]
+        if calibration_crops is not None:
+            converter.representative_dataset = representative
+            # INT8 first, float builtins where an op has no int8 kernel (the resize of
+            # odd-sized crops, the in-model spectrum's matmuls when their ranges cannot be
+            # calibrated).
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                tf.lite.OpsSet.TFLITE_BUILTINS,
+            ]
         try:
             return converter.convert()
         except Exception as error:  # the converter raises several types, all with long text
