@@ -211,8 +211,11 @@ class Detector:
         self._runtime = None
         # Two functions rather than one so benchmarks can time the transform apart from the
         # network. Both leave the batch open (signature batch None), so each is traced once and
-        # takes any batch unpadded. Measured on the 299 px MD-CSD in one process against one
-        # fixed-shape function per size (a ragged tail cut into 16/8/4/2/1): POLY_RATIO.
+        # takes any batch unpadded. Against one fixed-shape function per size (a ragged tail cut
+        # into 16/8/4/2/1 calls), on the 299 px MD-CSD in one process, A-B-A, on 2 cores at load
+        # 14-21: batch 32 x0.97-1.03 (poly 0.177 and 0.189 img/s around fixed 0.184), a batch
+        # of 19 inside the noise (poly 0.148 between fixed 0.249 and 0.118 as the load rose);
+        # so no faster shape to buy with 6 traces, and one call per ragged batch instead of 3.
         spec = tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.uint8)
         self._inputs = tf.function(
             lambda crops: crops_to_inputs(
