@@ -119,14 +119,34 @@ def test_clip_detectors_count_per_frame():
     assert np.isfinite(r["train_images_per_s"]) and r["train_images_per_s"] > 0
 
 
-@pytest.mark.slow
-def test_gpu_benchmark_tiny_writes_every_figure(tmp_path):
+def _gpu_script():
     path = Path(__file__).parents[1] / "experiments" / "benchmark_gpu.py"
     spec = importlib.util.spec_from_file_location("benchmark_gpu", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_gpu_benchmark_budget_shortens_then_skips():
+    script = _gpu_script()
+    roomy = script.Budget(total=1e6, seconds=10.0, measurements=3)
+    assert roomy.share() == 10.0 and roomy.allows(60.0) and not roomy.allows(2e6)
+    late = script.Budget(total=-1.0, seconds=10.0, measurements=3)  # already past its end
+    assert not late.allows(0.0) and late.share() == 0.2  # the minimum timing: one step
+    import time
+
+    tight = script.Budget(total=time.perf_counter() - script.STARTED + 12.0, seconds=10.0,
+                          measurements=3)  # fmt: skip
+    assert tight.share() == pytest.approx(2.0, abs=0.1)  # 12 s left / 3 runs / 2
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_tiny_writes_every_figure(tmp_path):
+    script = _gpu_script()
     out = tmp_path / "gpu.json"
-    assert script.main(["--tiny", "--seconds", "0.05", "--out", str(out)]) == 0
+    # A generous budget: a loaded CPU may need minutes; the GPU run's is 420 s.
+    args = ["--tiny", "--seconds", "0.05", "--budget", "3000", "--out", str(out)]
+    assert script.main(args) == 0
     result = json.loads(out.read_text())
     assert set(result["train"]) == {
         "float32/spectrum_in_tf_data", "float32/spectrum_in_model",
@@ -139,4 +159,4 @@ def test_gpu_benchmark_tiny_writes_every_figure(tmp_path):
     assert set(result["predict"]) == {"float32", "bfloat16"}
     assert all(p["crops_per_s"] > 0 for p in result["predict"].values())
     assert result["peak_source"] == "measured matmul" and not result["skipped"]
-    assert result["seconds"] < result["budget_s"]
+    assert result["seconds"] < result["budget_s"] == 3000
