@@ -116,6 +116,15 @@ def test_bfloat16_passes_its_check_and_predict_uses_it(shipped):
     assert bfloat16.dtype == np.float32 and bfloat16.shape == float32.shape
     # bfloat16 keeps 8 bits of mantissa: close to float32, but not bit-equal (it did switch).
     assert 0 < np.max(np.abs(bfloat16 - float32)) < 0.05
+    # The command: md-csd predict --precision bfloat16 scores with the checked variant.
+    image = shipped["root"] / "crop0.png"
+    out = shipped["root"] / "scores.json"
+    argv = ["predict", "--model", str(model), "--precision", "bfloat16", "--no-detect",
+            "--quiet", str(image), "--output", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    written = json.loads(out.read_text())
+    assert written["settings"]["precision"] == "bfloat16"
+    assert written["results"][0]["fake_probability"] == pytest.approx(bfloat16[0], abs=1e-6)
     # A record is bound to the model file it checked: a changed model is refused.
     with open(model, "ab") as handle:
         handle.write(b"\0")
@@ -136,3 +145,11 @@ def test_the_shipped_model_has_no_int8_variant_its_check_failed():
     # Full-integer Meso-4 failed on the stand-in test set (docs/inference.md): none is shipped.
     with pytest.raises(UserError, match=r"md-csd-sbi\.keras: no passing int8 check"):
         use_precision(None, None, "int8")
+
+
+def test_predict_refuses_a_precision_without_a_passing_check(tmp_path, capsys):
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), np.full((128, 128, 3), 100, np.uint8))
+    assert cli.main(["predict", "--precision", "int8", "--no-detect", str(image)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no passing int8 check" in err[0] and "md-csd export" in err[0]

@@ -12,6 +12,8 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from md_csd_tf.inference.precision import PRECISIONS  # numpy only: the CLI stays fast
+
     parser.add_argument("--model", required=True, help="a .keras model saved by md-csd-tf")
     parser.add_argument("--out", required=True, help="SavedModel folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="tflite: write one .tflite file for the CPU serving runtime (XNNPACK) instead",
     )  # fmt: skip
     parser.add_argument(
-        "--precision", choices=("float32", "bfloat16", "int8"), default="float32",
+        "--precision", choices=PRECISIONS, default="float32",
         help="bfloat16 (SavedModel) or int8 (--runtime tflite, full-integer post-training "
         "quantisation): written only when its check on --check passes (|AUC diff| <= 0.005, "
         "verdicts agree on >= 99%%), with a check record beside it; docs/inference.md",

@@ -15,6 +15,8 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from md_csd_tf.inference.precision import PRECISIONS  # numpy only: the CLI stays fast
+
     parser.add_argument(
         "--model",
         help="a .keras model saved by md-csd-tf (default: the detector md-csd-tf ships, "
@@ -60,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime", choices=("keras", "tflite"), default="keras",
         help="score with Keras (default) or the TFLite/XNNPACK model exported beside --model",
+    )  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="float32",
+        help="score with a reduced-precision variant of --model (or of the shipped model); "
+        "refused unless md-csd export --precision checked it against float32 (docs/inference.md)",
     )  # fmt: skip
     parser.add_argument("--output", help="write the table to this .csv or .json")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -137,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
                 threshold=detector.threshold,
                 threshold_source=detector.threshold_source,
                 detect=args.detect,
+                precision=args.precision,
                 **sampling,
             )
         except OSError as error:
@@ -215,4 +223,12 @@ def _load_detector(args: argparse.Namespace):
         from md_csd_tf.inference.runtime import open_runtime
 
         detector.use_runtime(open_runtime(args.model, detector.model, args.runtime))
+    if args.precision != "float32":
+        if args.runtime != "keras":
+            raise UserError(f"--precision {args.precision} picks its own runtime; drop --runtime")
+        if args.detector or args.weights:
+            raise UserError("--precision needs --model RUN/best.keras (or the shipped model)")
+        from md_csd_tf.inference.precision import use_precision
+
+        use_precision(detector, args.model, args.precision)
     return detector
