@@ -153,7 +153,8 @@ def test_gpu_benchmark_tiny_writes_every_figure(tmp_path):
         "bfloat16/spectrum_in_tf_data", "bfloat16/spectrum_in_model",
     }  # fmt: skip
     for measured in result["train"].values():
-        assert measured["images_per_s"] > 0 and 0 < measured["mfu"] < 1
+        # Not < 1: a loaded CPU's 256-wide tiny matmul (the peak here) can be slower than the model.
+        assert measured["images_per_s"] > 0 and measured["mfu"] > 0
         assert measured["forward_gflops"] > 0
     assert result["input_pipeline"]["images_per_s"] > 0
     assert set(result["predict"]) == {"float32", "bfloat16"}
