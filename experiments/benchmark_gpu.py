@@ -120,8 +120,8 @@ def train_rate(size, batch, middle_blocks, precision, in_model, seconds, xla) ->
     from md_csd_tf import build_model
     from md_csd_tf.bench import forward_flops
     from md_csd_tf.data.inputs import crops_to_inputs
+    from md_csd_tf.mixed_precision import policy_name
     from md_csd_tf.training.compile import compile_detector
-    from md_csd_tf.training.precision import policy_name
 
     keras.mixed_precision.set_global_policy(policy_name(precision))
     try:
@@ -182,7 +182,7 @@ def predict_rate(size, middle_blocks, precision, seconds, batch=64) -> dict:
 
     from md_csd_tf import build_model
     from md_csd_tf.inference.detector import Detector
-    from md_csd_tf.training.precision import policy_name
+    from md_csd_tf.mixed_precision import policy_name
 
     keras.mixed_precision.set_global_policy(policy_name(precision))
     try:

@@ -6,6 +6,7 @@ not under `if TYPE_CHECKING:` (never run; annotations only). Layers, lowest firs
 import its own group and any lower layer, never a higher layer nor a sibling group of its own:
 
     base        errors, names, files, paper, frequency, losses, optimizers, keras_compat,
+                mixed_precision,
                 layers/ (the pieces a saved model is made of, and the helpers every layer uses)
     data        data/ (manifest, tf.data pipeline, crop -> model inputs, pseudo-fakes)
     prep        prep/ (layouts, face crops, landmarks, the extraction job, stand-in dataset)
@@ -48,6 +49,7 @@ LAYERS = (
                 "md_csd_tf.losses",
                 "md_csd_tf.optimizers",
                 "md_csd_tf.keras_compat",
+                "md_csd_tf.mixed_precision",
                 "md_csd_tf.layers",
             ),
         ),

@@ -9,7 +9,7 @@ from data_fixtures import tiny_train_config, write_crop_manifest
 from md_csd_tf import load_model
 from md_csd_tf.data.inputs import model_inputs
 from md_csd_tf.errors import UserError
-from md_csd_tf.training.precision import policy_name
+from md_csd_tf.mixed_precision import policy_name
 from md_csd_tf.training.trainer import train
 
 pytestmark = pytest.mark.slow

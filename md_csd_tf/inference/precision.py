@@ -52,11 +52,11 @@ def bfloat16_model(model):
     """`model` rebuilt under Keras' `mixed_bfloat16` policy, with the same (float32) weights.
 
     Layers that must stay float32 (the in-model `Spectrum`, the `fake_probability` output) say
-    so themselves (`training.precision`).
+    so themselves (`md_csd_tf.mixed_precision`).
     """
     import keras
 
-    from md_csd_tf.training.precision import POLICIES
+    from md_csd_tf.mixed_precision import POLICIES
 
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(POLICIES["bfloat16"])

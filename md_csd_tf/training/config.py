@@ -67,7 +67,7 @@ class TrainConfig:
             balancing, on).
         strategy: "auto", "default", "mirrored" or "multi_worker" (`make_strategy`).
         mixed_precision: compute dtype policy, "float16" (or True) or "bfloat16", with float32
-            weights (`md_csd_tf.training.precision`); False: float32.
+            weights (`md_csd_tf.mixed_precision`); False: float32.
         jit_compile: compile the train and predict steps with XLA (GPUs/TPUs; slow to compile
             on a CPU).
         run_eagerly: skip graph tracing (useful on CPU for tiny runs and debugging).

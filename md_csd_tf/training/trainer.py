@@ -44,6 +44,7 @@ from md_csd_tf.data.pseudo_fakes import (
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import OutputLock, atomic_write_json, check_writable
 from md_csd_tf.keras_compat import apply_multi_worker_fixes
+from md_csd_tf.mixed_precision import policy_name
 from md_csd_tf.models.registry import Stage, get_entry, set_batchnorm_momentum
 from md_csd_tf.models.saving import (
     get_metadata,
@@ -58,7 +59,6 @@ from md_csd_tf.training.callbacks import ReduceBothLROnPlateau, TimeBudget
 from md_csd_tf.training.compile import compile_detector
 from md_csd_tf.training.config import TrainConfig, check_config
 from md_csd_tf.training.plan import RunPlan
-from md_csd_tf.training.precision import policy_name
 from md_csd_tf.training.run_folder import RunCheckpoint, load_last, prepare_run_dir
 from md_csd_tf.training.strategy import is_chief, make_strategy
 
