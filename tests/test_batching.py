@@ -72,7 +72,7 @@ def test_a_folder_of_images_costs_one_call_per_batch_not_per_image(files, model)
     assert alone.model_calls == 7
     assert_same_rows(rows, reference)
     # The same scores as predict_crops one crop at a time.
-    from md_csd_tf.inference.detector import read_image
+    from md_csd_tf.inference.crops import read_image
 
     one = [float(alone.predict_crops([read_image(p)])[0]) for p, _ in inputs]
     np.testing.assert_allclose([r.fake_probability for r in rows], one, atol=1e-5)
@@ -109,6 +109,7 @@ def test_a_video_tail_and_the_next_image_share_a_call(files, model):
     assert_same_rows(rows, reference)
 
 
+@pytest.mark.slow  # 3-7 s: a video decoded and searched for faces
 def test_a_bad_input_in_the_middle_costs_only_its_row(files, model):
     order = ["image", "text_mp4", "video", "noise", "truncated", "noface_video", "video", "gray"]
     inputs = collect_inputs([files[name] for name in order]) + [
@@ -168,6 +169,7 @@ def test_frames_auto_keeps_the_scores_of_the_model(files, model):
     np.testing.assert_allclose(auto.frame_scores, expected, atol=1e-5)
 
 
+@pytest.mark.slow  # 3-7 s: a video decoded and searched for faces
 def test_cli_frames_auto(files, capsys):
     # An 8-frame video: its grid is its 8 frames, scored in 3 stages (2, 2 and 4 frames).
     argv = ["predict", "--model", str(files["model"]), str(files["video"]), "--quiet"]

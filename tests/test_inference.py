@@ -201,7 +201,7 @@ def test_tracking_keeps_the_per_frame_crops(files, detector, tmp_path):
 
 @pytest.mark.slow
 def test_prefetch_gives_the_rows_of_one_input_at_a_time(files, detector):
-    # The next video is decoded and cropped in a thread while this one is scored: same rows,
+    # Every input is decoded and cropped in one thread while the model scores: same rows,
     # errors included, whatever the order of videos, images and bad inputs.
     order = ["video", "image", "video", "truncated", "noface_video", "video", "text_mp4"]
     inputs = collect_inputs([files[name] for name in order])
@@ -230,7 +230,7 @@ def test_crops_started_before_the_model_are_taken_over_only_if_they_are_its(file
     for size in (detector.cropper.image_size, 40):  # the model's crops, then foreign ones
         early = CropStream(inputs, FaceCropper(image_size=size), True, True, 4, **sampling)
         early.start()
-        assert early.matches(detector.cropper, True, True, **sampling) == (size != 40)
+        assert early.matches(inputs, detector.cropper, True, True, **sampling) == (size != 40)
         rows = score_inputs(detector, inputs, progress=False, prefetch=early, **options)
         for a, b in zip(rows, serial, strict=True):
             assert a.ok and a.frame_indices == b.frame_indices

@@ -12,10 +12,14 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from md_csd_tf.inference.precision import PRECISIONS  # numpy only: the CLI stays fast
+    # numpy only: the CLI stays fast
+    from md_csd_tf.inference.precision import AUC_TOLERANCE, MIN_AGREEMENT, PRECISIONS
 
     parser.add_argument("--model", required=True, help="a .keras model saved by md-csd-tf")
-    parser.add_argument("--out", required=True, help="SavedModel folder to write")
+    parser.add_argument(
+        "--out", help="SavedModel folder (or .tflite file) to write; with --precision, default: "
+        "beside --model, where md-csd predict --precision looks for it",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     parser.add_argument(
         "--runtime", choices=("savedmodel", "tflite"), default="savedmodel",
@@ -24,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="float32",
         help="bfloat16 (SavedModel) or int8 (--runtime tflite, full-integer post-training "
-        "quantisation): written only when its check on --check passes (|AUC diff| <= 0.005, "
-        "verdicts agree on >= 99%%), with a check record beside it; docs/inference.md",
+        "quantisation): written only when its check on --check passes (|AUC diff| <= "
+        f"{AUC_TOLERANCE}, verdicts agree on >= {MIN_AGREEMENT * 100:.0f}%%), with a check record "
+        "beside it; docs/inference.md",
     )  # fmt: skip
     parser.add_argument(
         "--check", help="--precision: a crops manifest whose labelled --check-split rows are "
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.precision != "float32":
         return _run_precision(args)
+    if not args.out:
+        raise UserError("--out is required (the SavedModel folder or .tflite file to write)")
     if args.runtime == "tflite":
         return _run_tflite(args)
     if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
@@ -108,13 +115,22 @@ def _run_precision(args: argparse.Namespace) -> int:
 
     from md_csd_tf.errors import UserError
     from md_csd_tf.files import check_writable
-    from md_csd_tf.inference.precision import RUNTIME_OF, export_variant, record_path
+    from md_csd_tf.inference.precision import (
+        RUNTIME_OF,
+        export_variant,
+        record_path,
+        variant_path,
+    )
 
     runtime = RUNTIME_OF[args.precision]
     if args.runtime != runtime:
         raise UserError(f"--precision {args.precision} runs in {runtime}: pass --runtime {runtime}")
     if not args.check:
         raise UserError(f"--precision {args.precision} needs --check MANIFEST (labelled crops)")
+    default = str(variant_path(args.model, args.precision))
+    args.out = args.out or default
+    if os.path.abspath(args.out) != os.path.abspath(default):
+        print(f"note: md-csd predict --precision looks for {default}; this one is for serving")
     if os.path.exists(args.out) and not args.overwrite:
         raise UserError(f"{args.out}: exists; pass --overwrite")
     check_writable(args.out, "file", "--out")

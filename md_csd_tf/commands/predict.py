@@ -88,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--output {args.output}: must end in .csv or .json")
     if args.output:  # before scoring: an unwritable --output must not cost the whole run
         check_writable(args.output, "file", "--output")
+    if args.precision != "float32":  # before any model is loaded or exported
+        if args.runtime != "keras":
+            raise UserError(f"--precision {args.precision} picks its own runtime; drop --runtime")
+        if args.detector or args.weights:
+            raise UserError("--precision needs --model RUN/best.keras (or the shipped model)")
 
     from md_csd_tf.inference.batch import collect_inputs, format_table, write_results
     from md_csd_tf.inference.crops import DEFAULT_FRAMES, check_sampling
@@ -224,10 +229,6 @@ def _load_detector(args: argparse.Namespace):
 
         detector.use_runtime(open_runtime(args.model, detector.model, args.runtime))
     if args.precision != "float32":
-        if args.runtime != "keras":
-            raise UserError(f"--precision {args.precision} picks its own runtime; drop --runtime")
-        if args.detector or args.weights:
-            raise UserError("--precision needs --model RUN/best.keras (or the shipped model)")
         from md_csd_tf.inference.precision import use_precision
 
         use_precision(detector, args.model, args.precision)

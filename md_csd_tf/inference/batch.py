@@ -161,7 +161,9 @@ def score_inputs(
     With `prefetch` (the default), one thread decodes, detects and crops every input in order
     (`crops.CropStream`) while this one scores: crops of consecutive inputs (the tail of a video
     and the head of the next, a folder of images) share model calls of up to
-    `detector.batch_size` crops, so N crops cost `ceil(N / batch_size)` calls, not one per input.
+    `detector.batch_size` crops, so N crops cost `ceil(N / batch_size)` calls, not one per input
+    (with `frames="auto"` a little more: a video waiting for its decision is scored in a
+    partial batch when nothing else is ready).
     OpenCV, dlib and TensorFlow work outside Python's lock, so the two threads overlap; scores
     do not depend on which crops share a call, and the rows are those of `prefetch=False`. A
     clip detector scores each video's crops alone (`Detector.predict_clip_crops`).
@@ -202,7 +204,7 @@ def score_inputs(
             return rows
         stream = prefetch if isinstance(prefetch, CropStream) else None
         if stream is not None and not stream.matches(
-            detector.cropper, detector.track, detect, **sampling
+            inputs, detector.cropper, detector.track, detect, **sampling
         ):
             stream.close()
             stream = None
@@ -290,22 +292,37 @@ def _score_stream(detector: Detector, inputs, stream: CropStream, bar, options: 
         finish(item, _row(path, "video", result))
 
     def score(count: int) -> None:
-        """One model call on the first `count` crops of the batch; their owners are settled."""
+        """One model call on the first `count` crops of the batch; their owners are settled.
+
+        A failed call shared by several inputs is retried input by input, so only the inputs
+        whose own crops fail get an error row (as when each input had its own calls)."""
         chunk, batch[:] = batch[:count], batch[count:]
-        owners = [item for item, _ in chunk]
+        owners = list(dict.fromkeys(item for item, _ in chunk))
         try:
             probs = detector.predict_crops([crop for _, crop in chunk])
+            scored = {item: [] for item in owners}
+            for (item, _), prob in zip(chunk, probs, strict=True):
+                scored[item].append(float(prob))
         except Exception as error:  # noqa: BLE001 - the inputs of this call fail, not the run
-            stream.scored(len(chunk))
-            for item in dict.fromkeys(owners):
-                if item in state:
-                    fail(item, inputs[item][1], error)
-            return
+            scored = {}
+            for item in owners:
+                try:
+                    if len(owners) == 1:
+                        raise error
+                    mine = [crop for owner, crop in chunk if owner == item]
+                    scored[item] = [float(p) for p in detector.predict_crops(mine)]
+                except Exception as own:  # noqa: BLE001 - this input's row says why
+                    scored[item] = own
         stream.scored(len(chunk))
-        for item, prob in zip(owners, probs, strict=True):
-            state[item].scores.append(float(prob))
-            state[item].waiting -= 1
-        for item in dict.fromkeys(owners):
+        for item, result in scored.items():
+            if item not in state:
+                continue
+            if isinstance(result, BaseException):
+                fail(item, inputs[item][1], result)
+                continue
+            state[item].scores.extend(result)
+            state[item].waiting -= len(result)
+        for item in owners:
             settle(item)
 
     while remaining:

@@ -416,7 +416,8 @@ class CropStream:
     model calls and answers with `scored`, and for `--frames auto` with `resume` or `drop`.
 
     Memory is bounded: the thread waits while `ahead` crops are handed over and not yet scored,
-    and while `parked` auto videos (each holding up to 32 decoded frames) wait for a decision.
+    and while `parked` auto videos wait for a decision; each holds up to 32 decoded frames (about
+    200 MB at 1080p, 800 MB at 4K), so `--frames auto` holds at most `parked + 1` such videos.
 
     Args:
         inputs: `(path, kind)` pairs (`batch.collect_inputs`).
@@ -466,10 +467,10 @@ class CropStream:
             self._thread.start()
         return self
 
-    def matches(self, cropper: FaceCropper, track: bool, detect: bool, **sampling) -> bool:
-        """Whether this stream's crops are the ones `cropper` and these settings give."""
-        return (cropper, track, detect, sampling) == (
-            self.cropper, self.track, self.detect, self.sampling
+    def matches(self, inputs, cropper: FaceCropper, track: bool, detect: bool, **sampling) -> bool:
+        """Whether this stream crops these inputs as `cropper` and these settings would."""
+        return (list(inputs), cropper, track, detect, sampling) == (
+            self.inputs, self.cropper, self.track, self.detect, self.sampling
         )  # fmt: skip
 
     def scored(self, count: int) -> None:
@@ -491,7 +492,8 @@ class CropStream:
             self._lock.notify_all()
 
     def close(self) -> None:
-        """Stops the thread (after the frame in progress) and waits for it."""
+        """Stops the thread (after the frame or `--frames auto` stage in progress) and waits
+        for it."""
         with self._lock:
             self._closed = True
             self._lock.notify_all()
@@ -508,17 +510,22 @@ class CropStream:
     def _wait(self) -> None:
         """Waits to be notified, saying IDLE first (once) so the caller scores what it holds;
         to be called holding the lock."""
-        if self._closed:
-            raise _Closed
+        self._check_closed()
         if not self._idle:
             self._idle = True
             self.events.put(IDLE)
         self._lock.wait()
+        self._check_closed()
+
+    def _check_closed(self) -> None:
+        """Abandons the thread's work once the stream is closed (read without the lock: a
+        frame later is soon enough)."""
         if self._closed:
             raise _Closed
 
     def _emit(self, event: Crop) -> None:
         with self._lock:
+            self._check_closed()
             while self._unscored >= self.ahead:
                 self._wait()
             self._unscored += 1
@@ -527,8 +534,7 @@ class CropStream:
     def _job(self) -> tuple[str, int]:
         with self._lock:
             while True:
-                if self._closed:
-                    raise _Closed
+                self._check_closed()
                 if self._resume:
                     return "resume", self._resume.popleft()
                 if self._next < len(self.inputs) and len(self._videos) < self.parked:
@@ -600,6 +606,7 @@ class CropStream:
         for index, crop, box in iter_video_crops(
             self.cropper, path, track=self.track, timings=self.timings, **options
         ):
+            self._check_closed()  # also between faceless frames, which emit nothing
             sampled += 1
             if crop is not None:
                 self._emit(Crop(item, "video", crop, index, box))

@@ -35,8 +35,10 @@ from md_csd_tf.data.inputs import crops_to_inputs, fit_crops
 from md_csd_tf.data.pipeline import PipelineConfig
 from md_csd_tf.errors import UserError
 from md_csd_tf.evaluation.metrics import AGGREGATES, video_score
-from md_csd_tf.inference.crops import (  # noqa: F401 - IMAGE_/VIDEO_EXTENSIONS, input_kind,
-    AUTO,  # read_image: re-exported, their home was here
+
+# IMAGE_/VIDEO_EXTENSIONS, input_kind, read_image: re-exported, their home was here.
+from md_csd_tf.inference.crops import (  # noqa: F401
+    AUTO,
     DEFAULT_FRAMES,
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -159,7 +161,8 @@ class Detector:
         timings: seconds spent so far in "decode", "detect" (face detection), "crop" (cutting
             and resizing the crop), "transform" (`crops_to_inputs`), "model" and "trace"
             (`warm_up`); for benchmarks.
-        model_calls: model calls so far (Keras or runtime; `warm_up`'s not counted).
+        model_calls: forward calls on single crops so far (Keras or runtime; `warm_up`'s and
+            a clip detector's calls, `predict_clip_crops`, are not counted).
     """
 
     def __init__(

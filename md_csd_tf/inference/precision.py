@@ -79,7 +79,11 @@ def keras_scorer(model):
 
     from md_csd_tf.data.inputs import model_inputs
 
-    function = tf.function(lambda crops: model(model_inputs(model, crops), training=False)[:, 0])
+    # A free batch and side, as `Detector`'s own functions: traced once, not per batch size.
+    function = tf.function(
+        lambda crops: model(model_inputs(model, crops), training=False)[:, 0],
+        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8)],
+    )
     return lambda crops: tf.cast(function(tf.constant(crops)), tf.float32).numpy()
 
 
