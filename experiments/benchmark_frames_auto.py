@@ -57,7 +57,7 @@ from md_csd_tf.inference import sequential  # noqa: E402
 from md_csd_tf.prep.layouts import scan_dataset  # noqa: E402
 from md_csd_tf.prep.video import frame_count, probe, sample_indices  # noqa: E402
 
-STANDIN = "/work/data/pretrain_run/data/standin"
+STANDIN = "pretrain_run/data/standin"  # written by python experiments/pretrain.py
 DATASET_SPLITS = {"ffpp": ("train", "val", "test"), "celebdf": ("test",), "dfd": ("test",)}
 GRID = sequential.MAX_FRAMES  # what `--frames auto` tries to reproduce: `--frames 32`
 # Candidates for the tuning search: z from "one standard error" to very cautious; the floor from

@@ -1,8 +1,8 @@
 """Where a user's wait goes when `md-csd predict` scores a folder of videos, and how much of it
 is the model's own compute.
 
-    python experiments/benchmark_inference.py --videos /work/bench/videos_std \
-        --large-videos /work/bench/videos_large --model /work/bench/mdcsd299.keras --cli
+    python experiments/benchmark_inference.py --videos STD_DIR --large-videos LARGE_DIR \
+        --model M.keras --cli                         # reuse rendered folders and a model
     python experiments/benchmark_inference.py            # renders both folders first (~10 min)
     python experiments/benchmark_inference.py --small --seconds 2 --count 2   # 71 px smoke run
 

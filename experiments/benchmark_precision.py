@@ -3,7 +3,7 @@
     python experiments/benchmark_precision.py --check MANIFEST --calibration MANIFEST
         # the shipped detector (Meso-4, 128 px); the check set is MANIFEST's test split (the
         # stand-in test set of docs/pretrained-model.md), calibration its real train crops
-    python experiments/benchmark_precision.py --model /work/bench/mdcsd299.keras --speed-only
+    python experiments/benchmark_precision.py --model MDCSD_299.keras --speed-only
         # a 299 px MD-CSD: random crops, speed only (random weights have no verdicts to keep)
 
 Variants: Keras float32 (the baseline, a `tf.function` as `Detector` runs it), Keras bfloat16
