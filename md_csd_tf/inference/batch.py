@@ -33,7 +33,26 @@ from md_csd_tf.inference.crops import (
 if TYPE_CHECKING:  # TensorFlow is imported with the model, not to list inputs
     from md_csd_tf.inference.detector import Detector
 
-COLUMNS = ("input", "kind", "frames_scored", "fake_probability", "verdict", "error")
+COLUMNS = (
+    "input", "kind", "frames_scored", "fake_probability", "verdict", "error", "faces", "decided_by",
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Identity:
+    """One face followed across a video's sampled frames (`tracks.link_faces`), with its score.
+
+    An image has one, with `frame_indices == [0]`; `md-csd predict --faces largest` gives a
+    video one (the largest face of each frame, whoever it is).
+    """
+
+    id: int  # 0, 1, ... by first appearance
+    frame_indices: list[int] = dataclasses.field(default_factory=list)
+    frame_scores: list[float] = dataclasses.field(default_factory=list)
+    boxes: list[tuple[int, int, int, int]] = dataclasses.field(default_factory=list)  # crop boxes
+    fake_probability: float | None = None  # the detector's aggregate over its frames
+    verdict: str = ""  # "fake" | "real"
+    counted: bool = True  # has enough frames to count toward the video's verdict
 
 
 @dataclasses.dataclass
@@ -49,6 +68,14 @@ class Row:
     frame_indices: list[int] = dataclasses.field(default_factory=list)
     frame_scores: list[float] = dataclasses.field(default_factory=list)
     frames_sampled: int = 0  # frames decoded; more than frames_scored when some had no face
+    identities: list[Identity] = dataclasses.field(default_factory=list)
+    decided_by: int | None = None  # id of the identity whose score and verdict are the row's
+    boxes: list[tuple[int, int, int, int]] = dataclasses.field(default_factory=list)  # per frame
+
+    @property
+    def faces(self) -> int:
+        """How many identities (faces followed across frames) the input holds."""
+        return len(self.identities)
 
     @property
     def ok(self) -> bool:
@@ -98,18 +125,28 @@ def _one_line(error: BaseException, path: str) -> str:
 
 def _row(path: str, kind: str, result) -> Row:
     """The table row of an `ImageResult` or a `VideoResult`."""
-    frames = getattr(result, "frame_indices", [0])
-    scores = getattr(result, "frame_scores", [result.score])
+    frames = [int(i) for i in getattr(result, "frame_indices", [0])]
+    scores = [float(s) for s in getattr(result, "frame_scores", [result.score])]
+    boxes = [_box(b) for b in (result.boxes if hasattr(result, "boxes") else [result.box])]
+    face = Identity(0, frames, scores, boxes, float(result.score), result.verdict, counted=True)
     return Row(
         path,
         kind,
         frames_scored=result.frames_scored,
         fake_probability=float(result.score),
         verdict=result.verdict,
-        frame_indices=[int(i) for i in frames],
-        frame_scores=[float(s) for s in scores],
+        frame_indices=list(frames),
+        frame_scores=list(scores),
         frames_sampled=int(getattr(result, "frames_sampled", result.frames_scored)),
+        identities=[face],
+        decided_by=0,
+        boxes=list(boxes),
     )
+
+
+def _box(box) -> tuple[int, int, int, int]:
+    """A crop box as four plain ints (JSON-ready; detectors may hand NumPy integers)."""
+    return tuple(int(v) for v in box)
 
 
 def score_input(detector: Detector, path: str, kind: str, **options) -> Row:
