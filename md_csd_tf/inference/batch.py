@@ -19,6 +19,7 @@ import numpy as np
 from md_csd_tf.files import atomic_write_text
 from md_csd_tf.inference.crops import (
     AUTO,
+    FACES,
     IDLE,
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -83,9 +84,16 @@ class Row:
 
     @property
     def face_note(self) -> str:
-        """A line saying how few frames carry the score when some sampled frames had no face."""
+        """A line saying how few frames carry the score when some sampled frames had no face
+        (or, with several faces, did not show the face that decided)."""
         if not self.ok or self.frames_sampled <= self.frames_scored:
             return ""
+        if self.faces > 1:
+            return (
+                f"{self.input}: the deciding face (identity {self.decided_by} of {self.faces}) "
+                f"is in {self.frames_scored} of {self.frames_sampled} sampled frames; the score "
+                "rests on those"
+            )
         return (
             f"{self.input}: only {self.frames_scored} of {self.frames_sampled} sampled frames "
             "had a face; the score rests on those"
@@ -152,6 +160,10 @@ def _box(box) -> tuple[int, int, int, int]:
 def score_input(detector: Detector, path: str, kind: str, **options) -> Row:
     """Scores one input alone, with its own model calls; any failure becomes `Row.error` (one
     line naming the input). `score_inputs(prefetch=False)` scores inputs this way."""
+    if options.get("faces", "largest") == "all" and kind != "image":
+        # Every face of a video is linked and scored by the stream's path, for one input too.
+        return score_inputs(detector, [(path, kind)], progress=False, **options)[0]
+    options.pop("faces", None)
     detect = options.pop("detect", True)
     threshold = options.get("threshold")  # None: the detector's own (calibrated or 0.5)
     try:
@@ -181,6 +193,7 @@ class _Scoring:
     crops: list = dataclasses.field(default_factory=list)  # a clip detector's, until the end
     indices: list[int] = dataclasses.field(default_factory=list)
     boxes: list = dataclasses.field(default_factory=list)
+    faces: list[int] = dataclasses.field(default_factory=list)  # identity of each crop
     scores: list[float] = dataclasses.field(default_factory=list)
     waiting: int = 0  # crops in the batch being filled, not scored yet
     end: End | None = None  # the last `End` event, when all crops (of the stage) are handed over
@@ -216,7 +229,11 @@ def score_inputs(
         prefetch: True: as above; False: each input alone, in turn (`score_input`); a
             `CropStream` started before the model was loaded (`md-csd predict`) is taken over
             when its crops are this detector's, else closed and replaced.
-        **options: `predict_video` options, plus `detect` for images.
+        **options: `predict_video` options, plus `detect` for images and `faces`: "largest"
+            (the default: the largest face of each frame, data prep's and the FF++ rule) or
+            "all" (every face of a video, linked into identities, `tracks`; the video is fake
+            when any identity seen in enough frames is, `_video_row`). Images, `frames="auto"`
+            and clip detectors keep the largest face.
 
     Raises:
         UserError: `frames="auto"` where it cannot apply (`Detector.check_auto`).
@@ -224,6 +241,11 @@ def score_inputs(
     from tqdm import tqdm
 
     options = dict(options)
+    if options.get("faces", "largest") not in FACES:
+        raise ValueError(f"faces must be one of {FACES}, got {options['faces']!r}")
+    if detector.pipeline.clip_frames or options.get("frames") == AUTO:
+        # A clip is a run of one face's frames; auto's stages decide on one face's scores.
+        options["faces"] = "largest"
     detect = options.get("detect", True)
     sampling = {k: options[k] for k in ("frames", "sampling", "every_k") if k in options}
     if options.get("frames") == AUTO:
@@ -240,15 +262,16 @@ def score_inputs(
                 bar.update()
             return rows
         stream = prefetch if isinstance(prefetch, CropStream) else None
+        faces = options.get("faces", "largest")
         if stream is not None and not stream.matches(
-            inputs, detector.cropper, detector.track, detect, **sampling
+            inputs, detector.cropper, detector.track, detect, faces, **sampling
         ):
             stream.close()
             stream = None
         if stream is None:
             stream = CropStream(
                 inputs, detector.cropper, detector.track, detect,
-                batch_size=detector.batch_size, **sampling,
+                batch_size=detector.batch_size, faces=faces, **sampling,
             )  # fmt: skip
         stream.start()
         try:
@@ -316,6 +339,9 @@ def _score_stream(detector: Detector, inputs, stream: CropStream, bar, options: 
         if not scoring.scores:
             fail(item, "video", no_face_error(path, end.sampled))
             return
+        if options.get("faces") == "all":
+            finish(item, _video_row(detector, path, scoring, end.sampled, aggregate, threshold))
+            return
         order = np.argsort(scoring.indices, kind="stable")  # auto stages are not in frame order
         result = detector.video_result(
             path,
@@ -382,6 +408,7 @@ def _score_stream(detector: Detector, inputs, stream: CropStream, bar, options: 
             scoring = state.setdefault(event.item, _Scoring())
             scoring.indices.append(event.index)
             scoring.boxes.append(event.box)
+            scoring.faces.append(event.face)
             if event.kind == "image" and clips:
                 stream.scored(1)
                 try:
@@ -405,12 +432,76 @@ def _score_stream(detector: Detector, inputs, stream: CropStream, bar, options: 
     return rows
 
 
+def _video_row(
+    detector: Detector, path: str, scoring: _Scoring, sampled: int, aggregate: str, threshold: float
+) -> Row:
+    """The row of a video scored with every face (`faces="all"`): one `Identity` per track.
+
+    Each identity is scored as a video of its own frames (`Detector.video_result`: the
+    detector's aggregate and threshold). It counts toward the video's verdict when it is in at
+    least `tracks.counted_frames` of the frames where any face was found. The video is fake when
+    any counted identity is (FFIW's rule: one forged face forges the video); the row's score,
+    verdict and frames are those of the counted identity with the highest score (the first one
+    on a tie), which is fake exactly when one of them is. When no identity is seen that often
+    (very few frames), the one seen in most frames decides, alone.
+    """
+    from md_csd_tf.inference.tracks import counted_frames
+
+    by_face: dict[int, list[int]] = {}
+    for k in np.argsort(scoring.indices, kind="stable"):
+        by_face.setdefault(scoring.faces[k], []).append(int(k))
+    need = counted_frames(len(set(scoring.indices)))
+    identities = []
+    for face in sorted(by_face):
+        mine = by_face[face]
+        result = detector.video_result(
+            path,
+            np.asarray([scoring.scores[k] for k in mine], np.float32),
+            [scoring.indices[k] for k in mine],
+            [scoring.boxes[k] for k in mine],
+            sampled,
+            aggregate,
+            threshold,
+        )
+        identities.append(
+            Identity(
+                face,
+                [int(i) for i in result.frame_indices],
+                [float(v) for v in result.frame_scores],
+                [_box(b) for b in result.boxes],
+                float(result.score),
+                result.verdict,
+                counted=len(mine) >= need,
+            )
+        )
+    counted = [face for face in identities if face.counted]
+    if counted:
+        decider = max(counted, key=lambda face: (face.fake_probability, -face.id))
+    else:
+        decider = max(identities, key=lambda face: (len(face.frame_indices), -face.id))
+    return Row(
+        path,
+        "video",
+        frames_scored=len(decider.frame_indices),
+        fake_probability=decider.fake_probability,
+        verdict=decider.verdict,
+        frame_indices=list(decider.frame_indices),
+        frame_scores=list(decider.frame_scores),
+        frames_sampled=int(sampled),
+        identities=identities,
+        decided_by=decider.id,
+        boxes=list(decider.boxes),
+    )
+
+
 def format_table(rows: Sequence[Row]) -> str:
-    """The results as an aligned text table: input, frames scored, fake probability, verdict."""
-    header = ("input", "frames", "fake_prob", "verdict")
+    """The results as an aligned text table: input, faces (identities), frames scored (of the
+    deciding face), fake probability, verdict."""
+    header = ("input", "faces", "frames", "fake_prob", "verdict")
     lines = [
         (
             r.input,
+            str(r.faces) if r.ok else "-",
             str(r.frames_scored),
             "-" if r.fake_probability is None else f"{r.fake_probability:.4f}",
             r.verdict if r.ok else "ERROR",

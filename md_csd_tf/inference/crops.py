@@ -31,6 +31,7 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 )
 DEFAULT_FRAMES = 32  # evenly spaced frames per video; FF++ test videos give 32 crops in ~5 s
+FACES = ("all", "largest")  # --faces: every face, linked into identities, or data prep's one
 AUTO = "auto"  # --frames auto: the grid of `sequential.MAX_FRAMES` frames, scored in stages
 DEFAULT_DETECT_MAX_SIDE = 640  # FaceCropper's; see its docstring for why
 #: `models.saving.METADATA_FILE`, read here without importing Keras (that module does).
@@ -248,6 +249,48 @@ def video_crops(
     return crops, indices, boxes, sampled
 
 
+def iter_video_faces(
+    cropper: FaceCropper,
+    path: str | os.PathLike,
+    frames: int | None = DEFAULT_FRAMES,
+    sampling: str = "uniform",
+    every_k: int | None = None,
+    timings: dict[str, float] | None = None,
+) -> Iterator[tuple[int, list[tuple[np.ndarray, Box, int]]]]:
+    """`(frame_index, [(crop, box, identity), ...])` of each sampled frame: every face
+    (`FaceCropper.detect_all`), linked across frames into identities (`tracks.Linker`).
+
+    Args: as `video_crops` (no `track`: every frame is searched whole, for every face).
+
+    Raises:
+        InputError: not a readable video or no frame decoded (at the first `next()` or later).
+    """
+    from md_csd_tf.inference.tracks import Linker
+
+    path = os.fspath(path)
+    if sampling not in PREDICT_SAMPLINGS:
+        raise ValueError(f"sampling must be one of {PREDICT_SAMPLINGS}, got {sampling!r}")
+    if sampling == STRIDED and (every_k is None or every_k < 1):
+        raise ValueError("sampling='every' needs every_k >= 1")
+    timings = collections.defaultdict(float) if timings is None else timings
+    linker, sampled = Linker(), 0
+    for index, frame in _video_frames(path, frames, sampling, every_k, timings):
+        sampled += 1
+        began = time.perf_counter()
+        found = cropper.detect_all(frame)
+        middle = time.perf_counter()
+        timings["detect"] += middle - began
+        ids = linker.add([face for face, _ in found])
+        faces = []
+        for (face, _), identity in zip(found, ids, strict=True):
+            crop, box = cropper.crop_box(frame, face)
+            faces.append((crop, tuple(box), identity))
+        timings["crop"] += time.perf_counter() - middle
+        yield index, faces
+    if sampled == 0:
+        raise InputError(f"{path}: no frame could be decoded (corrupt or truncated video)")
+
+
 class VideoStages:
     """A video for `--frames auto`: its grid frames decoded once, then cropped stage by stage.
 
@@ -368,13 +411,15 @@ def make_cropper(
 
 @dataclasses.dataclass
 class Crop:
-    """A `CropStream` event: one face crop of input `item` (`index`: its frame, 0 for an image)."""
+    """A `CropStream` event: one face crop of input `item` (`index`: its frame, 0 for an image;
+    `face`: its identity in the video, `tracks`, 0 with `faces="largest"`)."""
 
     item: int
     kind: str
     crop: np.ndarray
     index: int
     box: Box
+    face: int = 0
 
 
 @dataclasses.dataclass
@@ -424,6 +469,9 @@ class CropStream:
         cropper: the face cropper; its crops must be the detector's (`matches`).
         track: as `video_crops`.
         detect: find the face in images (False, `--no-detect`: the image is the crop).
+        faces: "largest" (data prep's face of each frame) or "all" (every face of a video's
+            frames, each crop tagged with its identity, `iter_video_faces`); images, and videos
+            with `frames="auto"`, always give the largest face.
         batch_size: the model's batch (`Detector.batch_size`): the thread stays at most
             `AHEAD_BATCHES` batches of crops handed over and not yet `scored` ahead.
         parked: the most `--frames auto` videos waiting for a decision (4 x 8 first-stage crops
@@ -445,10 +493,14 @@ class CropStream:
         detect: bool = True,
         batch_size: int = 32,
         parked: int = 4,
+        faces: str = "largest",
         **sampling,
     ):
         check_sampling(sampling.get("frames"), sampling.get("sampling", "uniform"))
+        if faces not in FACES:
+            raise ValueError(f"faces must be one of {FACES}, got {faces!r}")
         self.inputs, self.cropper, self.track, self.detect = list(inputs), cropper, track, detect
+        self.faces = faces
         self.sampling, self.parked = sampling, max(int(parked), 1)
         self.ahead = AHEAD_BATCHES * max(int(batch_size), 1)
         self.timings: dict[str, float] = collections.defaultdict(float)
@@ -467,10 +519,13 @@ class CropStream:
             self._thread.start()
         return self
 
-    def matches(self, inputs, cropper: FaceCropper, track: bool, detect: bool, **sampling) -> bool:
+    def matches(
+        self, inputs, cropper: FaceCropper, track: bool, detect: bool, faces: str = "largest",
+        **sampling,
+    ) -> bool:  # fmt: skip
         """Whether this stream crops these inputs as `cropper` and these settings would."""
-        return (list(inputs), cropper, track, detect, sampling) == (
-            self.inputs, self.cropper, self.track, self.detect, self.sampling
+        return (list(inputs), cropper, track, detect, faces, sampling) == (
+            self.inputs, self.cropper, self.track, self.detect, self.faces, self.sampling
         )  # fmt: skip
 
     def scored(self, count: int) -> None:
@@ -603,6 +658,19 @@ class CropStream:
             return
         options = {k: v for k, v in self.sampling.items() if k in ("frames", "sampling", "every_k")}
         count = sampled = 0
+        if self.faces == "all":
+            for index, faces in iter_video_faces(
+                self.cropper, path, timings=self.timings, **options
+            ):
+                self._check_closed()
+                sampled += 1
+                for crop, box, identity in faces:
+                    self._emit(Crop(item, "video", crop, index, box, identity))
+                    count += 1
+            if not count:
+                raise no_face_error(path, sampled)
+            self._post(End(item, "video", sampled))
+            return
         for index, crop, box in iter_video_crops(
             self.cropper, path, track=self.track, timings=self.timings, **options
         ):

@@ -66,6 +66,11 @@ ACCEPT_SIDE = 80
 # each level more is 1.44x the pixels to scan. A face that shrank below it is looked for once more
 # from its new size before the frame is redone with the reference.
 START_SIDE = ACCEPT_SIDE
+# `FaceCropper.detect_all` (every face of a frame) skips faces narrower than this, in frame
+# pixels: a 64 px face is a ~83 px crop, already upscaled >1.5x to a 128 px model input (3.6x to
+# 299), so smaller faces carry little the detectors were trained on; and each pyramid level not
+# scanned saves time (the levels of the smallest faces are the largest images).
+MIN_FACE_SIDE = 64
 
 
 @functools.cache
@@ -296,7 +301,51 @@ class FaceCropper:
             return None, rect.width()
         return (_rect_box(rect), float(scores[best])), None
 
-    def _detect_fast(self, frame_rgb: np.ndarray) -> tuple[Box, float] | None:
+    def detect_all(
+        self, frame_rgb: np.ndarray, min_side: int | None = MIN_FACE_SIDE
+    ) -> list[tuple[Box, float]]:
+        """Every face of the frame (``md-csd predict --faces all``), largest first.
+
+        With ``exact=True`` the boxes are the reference's (:func:`reference_detect` keeps one of
+        these): its pyramid is built as :meth:`detect` builds it, and the levels where a face
+        smaller than ``min_side`` would be found are skipped, as :meth:`detect` skips levels from
+        its hint (a face kept is at least one rung above the first level scanned, so both its
+        neighbouring levels are scanned as in the reference). ``exact=False``: the fast path's
+        detections, all of them.
+
+        Args:
+            frame_rgb: ``(height, width, 3)`` RGB ``uint8`` frame.
+            min_side: smallest face width kept, in frame pixels (about; the levels come in
+                rungs of 6/5); ``None``: every face the reference finds (a full detection,
+                ~3x the time of :meth:`detect` on a 720p frame).
+
+        Returns:
+            ``[(box, score), ...]`` sorted by area (largest first, ties by position), boxes as
+            :meth:`detect` gives them; empty without a face.
+        """
+        if not self.exact:
+            found = self._detect_fast(frame_rgb, every=True)
+        else:
+            up, down = _pyramids()
+            level = 0
+            # A face kept on level k is >= ACCEPT_SIDE there, ACCEPT_SIDE / 2 * (6/5)**k frame
+            # pixels (level 0 is the 2x upsampled frame): start on the last level where that
+            # is still no more than min_side.
+            while min_side and ACCEPT_SIDE / 2 * (6 / 5) ** (level + 1) <= min_side:
+                level += 1
+            image = _upsampled(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY))
+            for _ in range(level):
+                image = down(image)
+            rects, scores, _ = self._detector.run(image, 0, self.adjust_threshold)
+            found = [
+                (_rect_box(up.rect_down(down.rect_up(rect, level))), float(score))
+                for rect, score in zip(rects, scores, strict=True)
+                if not level or rect.width() >= ACCEPT_SIDE
+            ]
+        return sorted(found, key=lambda f: (-(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]), f[0]))
+
+    def _detect_fast(self, frame_rgb: np.ndarray, every: bool = False):
+        """The fast path's face (``(box, score)`` or None), or with ``every`` all its faces."""
         height, width = frame_rgb.shape[:2]
         factor = 1.0
         image = frame_rgb
@@ -308,13 +357,16 @@ class FaceCropper:
         rects, scores, _ = self._detector.run(image, self.upsample, self.adjust_threshold)
         if not rects and self.retry_upsample:
             rects, scores, _ = self._detector.run(image, self.upsample + 1, self.adjust_threshold)
+
+        def scaled(rect) -> Box:
+            return tuple(int(round(v / factor)) for v in _rect_box(rect))
+
+        if every:
+            return [(scaled(rect), float(score)) for rect, score in zip(rects, scores, strict=True)]
         if not rects:
             return None
-        rect = rects[best := _pick(rects, scores, self.pick)]
-        box = tuple(
-            int(round(v / factor)) for v in (rect.left(), rect.top(), rect.right(), rect.bottom())
-        )
-        return box, float(scores[best])
+        best = _pick(rects, scores, self.pick)
+        return scaled(rects[best]), float(scores[best])
 
     def crop_box(self, frame_rgb: np.ndarray, face_box: Box) -> tuple[np.ndarray, Box]:
         """Cuts and resizes the FF++ crop around a face box; returns ``(crop, crop_box)``."""
