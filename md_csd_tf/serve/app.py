@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request, send_file, url_for
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 from md_csd_tf.inference.batch import Row
 from md_csd_tf.inference.crops import DEFAULT_FRAMES
@@ -298,6 +298,10 @@ def create_app(
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_):
         return error(413, f"the upload is larger than the {max_upload_mb:g} MB limit")
+
+    @app.errorhandler(NotFound)
+    def not_found(_):
+        return error(404, f"not found: {request.path[:200]} (see docs/serve.md for the API)")
 
     @app.errorhandler(HTTPException)
     def http_error(failure: HTTPException):

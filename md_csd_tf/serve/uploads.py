@@ -100,7 +100,7 @@ def save_upload(
                 if size > max_bytes:
                     raise UploadError(
                         413,
-                        f"{display_name}: larger than the {max_bytes / 2**20:g} MB upload limit",
+                        f"{display_name}: larger than the {max_bytes / 2**20:.3g} MB upload limit",
                     )
                 if len(head) < SNIFF_BYTES:
                     head += chunk[: SNIFF_BYTES - len(head)]
