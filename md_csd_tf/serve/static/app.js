@@ -67,10 +67,18 @@ function initUpload() {
       show(error, "Choose a video or an image first.");
       return;
     }
+    const file = input.files[0];
+    // Checked here too: a server refusing a large body may close the connection before the
+    // browser has sent it all, and the page would then see a network error instead of the 413.
+    const maxMb = Number(form.dataset.maxUploadMb);
+    if (maxMb > 0 && file.size > maxMb * 1024 * 1024) {
+      show(error, `The file is larger than the server's ${maxMb} MB limit.`);
+      return;
+    }
     const data = new FormData();
-    data.append("file", input.files[0]);
+    data.append("file", file);
     button.disabled = true;
-    show(status, `Uploading ${input.files[0].name}...`);
+    show(status, `Uploading ${file.name}...`);
     try {
       const response = await fetch("/api/jobs", { method: "POST", body: data });
       const body = await jsonOf(response);
@@ -142,9 +150,36 @@ function showDone(job, info) {
     threshold === null ? "" : `Fake when P(fake) is at least ${threshold.toFixed(4)}.`
   );
   show(document.getElementById("faces"), describeFaces(row));
-  const report = document.getElementById("report");
-  report.src = document.getElementById("report-link").getAttribute("href");
   document.getElementById("result").hidden = false;
+  showReport();
+}
+
+// Loads the report into the frame, or says why there is none (a report that could not be
+// written leaves the verdict standing; the server then answers 404 with a message).
+async function showReport() {
+  const link = document.getElementById("report-link");
+  const frame = document.getElementById("report");
+  const url = link.getAttribute("href");
+  let response;
+  try {
+    response = await fetch(url, { method: "HEAD", cache: "no-store" });
+  } catch (_) {
+    response = null;
+  }
+  if (response && response.ok) {
+    frame.src = url;
+    return;
+  }
+  frame.hidden = true;
+  link.hidden = true;
+  let message = "The report cannot be loaded.";
+  try {
+    const answer = await fetch(url, { cache: "no-store" });
+    message = errorOf(answer, await jsonOf(answer));
+  } catch (_) {
+    // the server went away: keep the generic message
+  }
+  show(document.getElementById("report-missing"), message);
 }
 
 function showFailed(job, message) {
@@ -186,7 +221,8 @@ function initJob() {
       document.title = `md-csd: ${job.filename}`;
     }
     progress.value = Math.min(Math.max(Number(job.progress) || 0, 0), 1);
-    const message = job.message ? `: ${job.message}` : "";
+    // The message adds what the status does not say ("writing the report", a report's failure).
+    const message = job.message && job.message !== job.status ? `: ${job.message}` : "";
     status.textContent = `${job.status} ${percent(job.progress)}${message}`;
     if (job.status === "done") {
       progress.value = 1;
