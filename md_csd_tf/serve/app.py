@@ -30,7 +30,14 @@ from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 from md_csd_tf.inference.batch import Row
 from md_csd_tf.inference.crops import DEFAULT_FRAMES
 from md_csd_tf.inference.detector import Detector
-from md_csd_tf.serve.jobs import SCORING_SHARE, JobStore, Sweeper, WorkerPool, score_job
+from md_csd_tf.serve.jobs import (
+    SCORING_SHARE,
+    JobStore,
+    Sweeper,
+    WorkerPool,
+    score_job,
+    share_cropper,
+)
 from md_csd_tf.serve.uploads import UploadError, one_line, save_upload
 
 log = logging.getLogger(__name__)
@@ -77,6 +84,8 @@ class Service:
             "threshold": detector.threshold,
             "detect": True,
         }
+        if workers > 1:
+            share_cropper(detector)
         self.store = JobStore(self.data_dir / "jobs.sqlite3")
         self.pool = WorkerPool(self.store, self.run_job, workers)
         self.sweeper = Sweeper(self.store, [self.uploads, self.reports], retention)
