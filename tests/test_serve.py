@@ -327,6 +327,13 @@ def test_pages_render_the_templates(detector, media, apps):
 # -- over loopback ------------------------------------------------------------------------------
 
 
+def test_only_loopback_hosts_pass_without_a_warning():
+    from md_csd_tf.commands.serve import is_loopback
+
+    assert [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2")] == [True] * 4
+    assert [is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.5", "example.org")] == [False] * 4
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

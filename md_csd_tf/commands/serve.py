@@ -102,7 +102,16 @@ def run(args: argparse.Namespace) -> int:
         frames=args.frames,
         model_name=_model_name(options),
     )
-    server = waitress.create_server(app, host=args.host, port=args.port, threads=8)
+    # waitress spools a request body before Flask sees it, so its own cap bounds the disk a
+    # client can fill; it is above Flask's so that an upload a little too large gets Flask's
+    # JSON 413 (waitress answers a body over its cap with a plain-text 413).
+    server = waitress.create_server(
+        app,
+        host=args.host,
+        port=args.port,
+        threads=8,  # HTTP threads: polls and uploads; scoring runs in --workers
+        max_request_body_size=2 * app.config["MAX_CONTENT_LENGTH"],
+    )
     print(
         f"md-csd serve: http://{args.host}:{server.effective_port}/ (model {_model_name(options)}; "
         f"data in {args.data}; Ctrl+C stops)",

@@ -91,7 +91,10 @@ class Service:
         self.sweeper = Sweeper(self.store, [self.uploads, self.reports], retention)
 
     def start(self) -> Service:
-        self.detector.warm_up()  # traced once here, not inside the first user's job
+        try:
+            self.detector.warm_up()  # traced once here, not inside the first user's job
+        except Exception:  # noqa: BLE001 - a model that fails fails its jobs, with the message
+            log.exception("the model failed its warm-up call; jobs will report the failure")
         self.pool.start()
         self.sweeper.start()
         return self
