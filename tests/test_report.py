@@ -223,3 +223,31 @@ def test_summary_links_every_report_with_unique_names(tmp_path, meso, media, vid
     # A report elsewhere is linked relative to the summary's folder, quoted for a URL.
     nested = report.write_summary(rows[:1], [tmp_path / "a b" / "x#1.html"], out / "s.html")
     assert _read(nested).links == ["../a%20b/x%231.html"]
+
+
+def test_predict_report_writes_a_page_per_input_and_the_summary(tmp_path, media, capsys):
+    import argparse
+
+    from md_csd_tf import cli
+    from md_csd_tf.commands import predict
+
+    parser = argparse.ArgumentParser()
+    predict.add_arguments(parser)
+    if "report" not in vars(parser.parse_known_args(["x"])[0]):
+        pytest.skip("md-csd predict has no --report option yet")
+    out = tmp_path / "reports"
+    missing = tmp_path / "gone.mp4"
+    status = cli.main(["predict", "--quiet", str(media["video"]), str(media["image"]),
+                       str(missing), "--report", str(out)])  # fmt: skip
+    assert status == 1  # one input failed; its page still says why
+    assert sorted(p.name for p in out.iterdir()) == [
+        "clip.html",
+        "face.html",
+        "gone.html",
+        "index.html",
+    ]
+    page = _read(out / "index.html")
+    assert page.links == ["clip.html", "face.html", "gone.html"]
+    assert len(_read(out / "face.html").alts("face 0, frame 0")) == 1
+    assert "gone.mp4: no such file or folder" in _read(out / "gone.html").text
+    assert f"wrote 3 reports and {out / 'index.html'}" in capsys.readouterr().out
