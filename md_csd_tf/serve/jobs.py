@@ -218,7 +218,7 @@ class _CountingStream(CropStream):
             log.exception("recording progress failed")
 
 
-_DLIB = threading.Lock()
+_DLIB = threading.RLock()  # re-entrant: detect_every may call detect
 
 
 @dataclasses.dataclass(eq=False)
