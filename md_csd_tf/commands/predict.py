@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the model's validation split, stored in the model; 0.5 for a model without one)",
     )  # fmt: skip
     parser.add_argument(
+        "--faces", choices=("all", "largest"), default="all",
+        help="all (default): every face of a video, followed across frames; the video is fake "
+        "when any face seen in enough frames is (FFIW); largest: the largest face of each frame, "
+        "as data prep and FF++ (images, --frames auto and clip detectors always take the largest)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-detect", dest="detect", action="store_false",
         help="images are already face crops: skip face detection (videos always detect)",
     )  # fmt: skip
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             detect=args.detect,
             aggregate=args.aggregate,
             threshold=detector.threshold,
+            faces=args.faces,
             **sampling,
         )
     finally:
@@ -136,6 +143,13 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         if row.face_note:
             print(f"note: {row.face_note}")
+        if row.ok and row.faces > 1:  # which face made the verdict, and what the others scored
+            faces = "; ".join(
+                f"{face.id}: {face.verdict} {face.fake_probability:.4f} in "
+                f"{len(face.frame_indices)} frames{'' if face.counted else ' (too few to count)'}"
+                for face in row.identities
+            )
+            print(f"note: {row.input}: {row.faces} faces, face {row.decided_by} decides ({faces})")
     failed = [r for r in rows if not r.ok]
     for row in failed:
         print(f"md-csd predict: error: {row.error}", file=sys.stderr)
@@ -149,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
                 threshold=detector.threshold,
                 threshold_source=detector.threshold_source,
                 detect=args.detect,
+                faces=args.faces,
                 precision=args.precision,
                 **sampling,
             )
@@ -173,6 +188,7 @@ def _start_inputs(args: argparse.Namespace, inputs, sampling: dict):
     """A `CropStream` already cropping the first inputs when the model is a .keras file whose
     crop size can be read without loading it."""
     from md_csd_tf.inference.crops import (
+        AUTO,
         CropStream,
         make_cropper,
         saved_crop_settings,
@@ -192,9 +208,13 @@ def _start_inputs(args: argparse.Namespace, inputs, sampling: dict):
     if size is None or not inputs:
         return None
     cropper, _ = make_cropper(size, saved_crop_settings(model), _detect_max_side(args))
+    # As score_inputs settles it: auto decides on one face's scores (a clip detector, known
+    # only once loaded, replaces this stream).
+    faces = "largest" if sampling["frames"] == AUTO else args.faces
     stream = CropStream(
-        inputs, cropper, track=True, detect=args.detect, batch_size=args.batch_size, **sampling
-    )
+        inputs, cropper, track=True, detect=args.detect, batch_size=args.batch_size,
+        faces=faces, **sampling,
+    )  # fmt: skip
     return stream.start()
 
 

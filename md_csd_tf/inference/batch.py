@@ -135,7 +135,10 @@ def _row(path: str, kind: str, result) -> Row:
     """The table row of an `ImageResult` or a `VideoResult`."""
     frames = [int(i) for i in getattr(result, "frame_indices", [0])]
     scores = [float(s) for s in getattr(result, "frame_scores", [result.score])]
-    boxes = [_box(b) for b in (result.boxes if hasattr(result, "boxes") else [result.box])]
+    boxes = getattr(result, "boxes", None)  # a VideoResult's; an ImageResult has one box
+    if boxes is None:
+        boxes = [result.box] if getattr(result, "box", None) is not None else []
+    boxes = [_box(b) for b in boxes]
     face = Identity(0, frames, scores, boxes, float(result.score), result.verdict, counted=True)
     return Row(
         path,

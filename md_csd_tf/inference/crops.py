@@ -255,12 +255,14 @@ def iter_video_faces(
     frames: int | None = DEFAULT_FRAMES,
     sampling: str = "uniform",
     every_k: int | None = None,
+    track: bool = True,
     timings: dict[str, float] | None = None,
 ) -> Iterator[tuple[int, list[tuple[np.ndarray, Box, int]]]]:
     """`(frame_index, [(crop, box, identity), ...])` of each sampled frame: every face
-    (`FaceCropper.detect_all`), linked across frames into identities (`tracks.Linker`).
+    (`FaceCropper.detect_every`: `iter_video_crops`' face first, crop for crop, then the
+    others), linked across frames into identities (`tracks.Linker`).
 
-    Args: as `video_crops` (no `track`: every frame is searched whole, for every face).
+    Args: as `video_crops`.
 
     Raises:
         InputError: not a readable video or no frame decoded (at the first `next()` or later).
@@ -273,13 +275,15 @@ def iter_video_faces(
     if sampling == STRIDED and (every_k is None or every_k < 1):
         raise ValueError("sampling='every' needs every_k >= 1")
     timings = collections.defaultdict(float) if timings is None else timings
-    linker, sampled = Linker(), 0
+    linker, sampled, hint = Linker(), 0, None
     for index, frame in _video_frames(path, frames, sampling, every_k, timings):
         sampled += 1
         began = time.perf_counter()
-        found = cropper.detect_all(frame)
+        found = cropper.detect_every(frame, hint)
         middle = time.perf_counter()
         timings["detect"] += middle - began
+        if found and track:
+            hint = found[0][0]  # as `iter_video_crops`: the face `detect` found
         ids = linker.add([face for face, _ in found])
         faces = []
         for (face, _), identity in zip(found, ids, strict=True):
@@ -660,7 +664,7 @@ class CropStream:
         count = sampled = 0
         if self.faces == "all":
             for index, faces in iter_video_faces(
-                self.cropper, path, timings=self.timings, **options
+                self.cropper, path, track=self.track, timings=self.timings, **options
             ):
                 self._check_closed()
                 sampled += 1

@@ -66,11 +66,16 @@ ACCEPT_SIDE = 80
 # each level more is 1.44x the pixels to scan. A face that shrank below it is looked for once more
 # from its new size before the frame is redone with the reference.
 START_SIDE = ACCEPT_SIDE
-# `FaceCropper.detect_all` (every face of a frame) skips faces narrower than this, in frame
+# `FaceCropper.detect_every` (every face of a frame) skips faces narrower than this, in frame
 # pixels: a 64 px face is a ~83 px crop, already upscaled >1.5x to a 128 px model input (3.6x to
 # 299), so smaller faces carry little the detectors were trained on; and each pyramid level not
 # scanned saves time (the levels of the smallest faces are the largest images).
 MIN_FACE_SIDE = 64
+# ... and faces narrower than this fraction of the frame's main face (`detect`'s): scanning the
+# pyramid down to 64 px costs ~3.5x `detect`'s time on a 720p frame with a 270 px face, down to
+# half its size ~1.5x (benchmark in docs/inference.md); a face that much smaller than the main
+# one is a bystander more often than the subject, and is upscaled far more to the model's side.
+MIN_FACE_RATIO = 0.5
 
 
 @functools.cache
@@ -245,16 +250,22 @@ class FaceCropper:
         """
         if not self.exact:
             return self._detect_fast(frame_rgb)
-        gray = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
+        # The reference's pyramid (the 2x upsampled frame, then each pyramid_down(6) level) is
+        # most of the cost (~50 of ~60 ms CPU per 720p frame); a retry and the fallback start
+        # from a level already built, so each level is built once per frame.
+        levels = [_upsampled(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY))]
+        return self._detect_exact(frame_rgb, levels, hint)
+
+    def _detect_exact(
+        self, frame_rgb: np.ndarray, levels: list[np.ndarray], hint: int | Box | None
+    ) -> tuple[Box, float] | None:
+        """:meth:`detect` with ``exact=True`` on the reference's pyramid ``levels`` (built so
+        far, from the upsampled frame; the levels it builds are appended)."""
         if hint is not None and not isinstance(hint, (int, np.integer)):
             hint = hint[2] - hint[0]  # a box: its width is what the level is chosen from
         if hint is None:
             coarse = self._detect_fast(frame_rgb)
             hint = coarse[0][2] - coarse[0][0] if coarse else None
-        # The reference's pyramid (the 2x upsampled frame, then each pyramid_down(6) level) is
-        # most of the cost (~50 of ~60 ms CPU per 720p frame); a retry and the fallback start
-        # from a level already built, so each level is built once per frame.
-        levels = [_upsampled(gray)]
         for _ in range(2):
             if hint is None:
                 break
@@ -301,48 +312,78 @@ class FaceCropper:
             return None, rect.width()
         return (_rect_box(rect), float(scores[best])), None
 
-    def detect_all(
-        self, frame_rgb: np.ndarray, min_side: int | None = MIN_FACE_SIDE
+    def detect_every(
+        self,
+        frame_rgb: np.ndarray,
+        hint: int | Box | None = None,
+        min_side: int | None = MIN_FACE_SIDE,
+        min_ratio: float | None = MIN_FACE_RATIO,
     ) -> list[tuple[Box, float]]:
-        """Every face of the frame (``md-csd predict --faces all``), largest first.
+        """Every face of the frame (``md-csd predict --faces all``), :meth:`detect`'s first.
 
-        With ``exact=True`` the boxes are the reference's (:func:`reference_detect` keeps one of
-        these): its pyramid is built as :meth:`detect` builds it, and the levels where a face
-        smaller than ``min_side`` would be found are skipped, as :meth:`detect` skips levels from
-        its hint (a face kept is at least one rung above the first level scanned, so both its
-        neighbouring levels are scanned as in the reference). ``exact=False``: the fast path's
-        detections, all of them.
+        The first face is :meth:`detect`'s, box for box (so a video of one person is cropped as
+        with one face per frame). The others come from one more scan of the reference's pyramid
+        (the levels :meth:`detect` built, shared), skipping the levels where only faces smaller
+        than ``min_side`` are found, as :meth:`detect` skips levels from its hint: a face kept is
+        at least one rung above the first level scanned, so both its neighbouring levels are
+        scanned as in the reference and its box is the reference's (up to the 1 px of mapping
+        back from another level). ``exact=False``: the fast path's detections, all of them.
 
         Args:
             frame_rgb: ``(height, width, 3)`` RGB ``uint8`` frame.
-            min_side: smallest face width kept, in frame pixels (about; the levels come in
-                rungs of 6/5); ``None``: every face the reference finds (a full detection,
-                ~3x the time of :meth:`detect` on a 720p frame).
+            hint: as :meth:`detect` (for the first face).
+            min_side: smallest face width kept, in frame pixels (about: levels come in rungs of
+                6/5); ``None``: every face the reference finds (a full scan, the slowest).
+            min_ratio: faces narrower than this fraction of the first face's width are dropped
+                (and their levels not scanned); ``None``: kept.
 
         Returns:
-            ``[(box, score), ...]`` sorted by area (largest first, ties by position), boxes as
-            :meth:`detect` gives them; empty without a face.
+            ``[(box, score), ...]``: :meth:`detect`'s face, then the others, largest first (ties
+            by position); a face found by both scans is listed once (IoU >= 0.5); empty without
+            a face.
         """
         if not self.exact:
-            found = self._detect_fast(frame_rgb, every=True)
+            first = self._detect_fast(frame_rgb)
+            others = self._detect_fast(frame_rgb, every=True) if first else []
         else:
-            up, down = _pyramids()
-            level = 0
-            # A face kept on level k is >= ACCEPT_SIDE there, ACCEPT_SIDE / 2 * (6/5)**k frame
-            # pixels (level 0 is the 2x upsampled frame): start on the last level where that
-            # is still no more than min_side.
-            while min_side and ACCEPT_SIDE / 2 * (6 / 5) ** (level + 1) <= min_side:
-                level += 1
-            image = _upsampled(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY))
-            for _ in range(level):
-                image = down(image)
-            rects, scores, _ = self._detector.run(image, 0, self.adjust_threshold)
-            found = [
-                (_rect_box(up.rect_down(down.rect_up(rect, level))), float(score))
-                for rect, score in zip(rects, scores, strict=True)
-                if not level or rect.width() >= ACCEPT_SIDE
-            ]
-        return sorted(found, key=lambda f: (-(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]), f[0]))
+            levels = [_upsampled(cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY))]
+            first = self._detect_exact(frame_rgb, levels, hint)
+            side = max(
+                min_side or 0, (min_ratio or 0) * (first[0][2] - first[0][0]) if first else 0
+            )
+            # No face for the reference (detect's last resort) is no face at all.
+            others = self._scan_levels(levels, int(side) or None) if first else []
+        if first is None:
+            return []
+        narrowest = (min_ratio or 0) * (first[0][2] - first[0][0])
+        others = [
+            face
+            for face in others
+            if iou(face[0], first[0]) < 0.5 and face[0][2] - face[0][0] >= narrowest
+        ]
+        others.sort(key=lambda f: (-(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]), f[0]))
+        return [first, *others]
+
+    def _scan_levels(
+        self, levels: list[np.ndarray], min_side: int | None
+    ) -> list[tuple[Box, float]]:
+        """All faces of the reference's pyramid from the level where faces of ``min_side`` are
+        found (see :meth:`detect_every`); builds the levels it needs onto ``levels``."""
+        up, down = _pyramids()
+        level = 0
+        # A face kept on level k is >= ACCEPT_SIDE there, ACCEPT_SIDE / 2 * (6/5)**k frame
+        # pixels (level 0 is the 2x upsampled frame): start on the last level where that is
+        # still no more than min_side.
+        while min_side and ACCEPT_SIDE / 2 * (6 / 5) ** (level + 1) <= min_side:
+            level += 1
+        while len(levels) <= level:
+            levels.append(down(levels[-1]))
+        rects, scores, _ = self._detector.run(levels[level], 0, self.adjust_threshold)
+        return [
+            (_rect_box(up.rect_down(down.rect_up(rect, level))), float(score))
+            for rect, score in zip(rects, scores, strict=True)
+            if not level or rect.width() >= ACCEPT_SIDE
+        ]
 
     def _detect_fast(self, frame_rgb: np.ndarray, every: bool = False):
         """The fast path's face (``(box, score)`` or None), or with ``every`` all its faces."""
