@@ -166,6 +166,19 @@ def test_submit_poll_fetch_gives_predicts_row(detector, media, reference, apps, 
     assert {Path(p).suffix for p in stored} == {".mp4", ".png"}
 
 
+def test_two_workers_share_one_detector(detector, media, reference, apps):
+    # Two crop threads searching with dlib at once abort the process: the app serialises it.
+    client = apps(detector, workers=2).test_client()
+    names = ["video", "image", "video", "image"]
+    ids = [submit(client, media[n]).get_json()["id"] for n in names]
+    for name, job_id in zip(names, ids, strict=True):
+        job = wait(client, job_id)
+        expected = reference[name].fake_probability
+        assert job["status"] == "done" and job["result"]["fake_probability"] == pytest.approx(
+            expected, abs=1e-5
+        )
+
+
 def test_progress_counts_scored_frames(detector, media):
     seen = []
     options = {"frames": 32, "sampling": "uniform", "threshold": detector.threshold}
@@ -380,7 +393,7 @@ def poll(base: str, job_id: str, timeout: float, until=("done", "failed"), every
 
 @pytest.mark.slow
 def test_twenty_concurrent_submissions_over_loopback(detector, media, reference, tmp_path):
-    import waitress
+    waitress = pytest.importorskip("waitress", reason="md-csd serve needs md-csd-tf[serve]")
 
     app = create_app(detector, tmp_path / "data", workers=2)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
@@ -415,6 +428,7 @@ def test_twenty_concurrent_submissions_over_loopback(detector, media, reference,
 
 @pytest.mark.slow
 def test_a_sigkilled_server_restarted_finishes_the_job(tmp_path):
+    pytest.importorskip("waitress", reason="md-csd serve needs md-csd-tf[serve]")
     # 24 large frames, so that the job is still running when the server is killed (~0.1 s after
     # the poll that sees it start) even on a fast, idle machine.
     frames = np.stack([cv2.resize(f, (1280, 960)) for f in render_face_video(3, n_frames=24)])
