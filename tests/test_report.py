@@ -251,3 +251,17 @@ def test_predict_report_writes_a_page_per_input_and_the_summary(tmp_path, media,
     assert len(_read(out / "face.html").alts("face 0, frame 0")) == 1
     assert "gone.mp4: no such file or folder" in _read(out / "gone.html").text
     assert f"wrote 3 reports and {out / 'index.html'}" in capsys.readouterr().out
+
+
+def test_frames_come_from_source_and_a_lost_file_costs_only_the_pictures(tmp_path, meso, media,
+                                                                         video_row):  # fmt: skip
+    import dataclasses
+
+    # A server's row: the user's file name as input, the frames read from the stored upload.
+    upload = dataclasses.replace(video_row, input="holiday <1>.mp4")
+    page = _read(report.write_report(upload, meso, tmp_path / "a.html", source=media["video"]))
+    assert len(page.alts("face 0, frame")) == 4 and "holiday <1>.mp4" in page.text
+    page = _read(report.write_report(upload, meso, tmp_path / "b.html", source=tmp_path / "gone"))
+    assert "The frames could not be read back" in page.text
+    assert page.alts("per-frame score curve") and not page.alts("face 0, frame")
+    assert page.text.count("the frame could not be read back from the file") == 4

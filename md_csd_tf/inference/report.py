@@ -39,6 +39,7 @@ import keras
 import numpy as np
 
 from md_csd_tf._version import __version__
+from md_csd_tf.data.inputs import fit_crops
 from md_csd_tf.errors import UserError
 from md_csd_tf.files import atomic_write_text
 from md_csd_tf.inference.batch import Identity, Row
@@ -343,18 +344,18 @@ def _card_html(card: dict) -> str:
 def _frame_html(
     detector: Detector, face: Identity, i: int, frames: dict[int, np.ndarray], threshold: float
 ) -> str:
-    from md_csd_tf.data.inputs import fit_crops
-
     index, score = face.frame_indices[i], face.frame_scores[i]
     caption = f"face {face.id}, frame {index}: P(fake) {score:.4f}"
     if index not in frames:
-        return f"<div class=\"frame\"><p>{_e(caption)}</p><p class=\"note\">the frame could " \
-               "not be read back from the file</p></div>"  # fmt: skip
+        missing = "the frame could not be read back from the file"
+        return f'<div class="frame"><p>{_e(caption)}</p><p class="note">{missing}</p></div>'
     frame = frames[index]
     height, width = frame.shape[:2]
     left, top, right, bottom = face.boxes[i] if i < len(face.boxes) else (0, 0, width, height)
     left, top = max(0, int(left)), max(0, int(top))
     right, bottom = min(width, int(right)), min(height, int(bottom))
+    if right <= left or bottom <= top:  # a box outside this frame: show the whole frame
+        left, top, right, bottom = 0, 0, width, height
     drawn = frame.copy()
     colour = (198, 40, 40) if score > threshold else (46, 125, 50)
     cv2.rectangle(drawn, (left, top), (right - 1, bottom - 1), colour,
