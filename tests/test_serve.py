@@ -28,6 +28,7 @@ from inference_fixtures import make_media, render_face_video
 
 pytest.importorskip("flask", reason="md-csd serve needs the extra md-csd-tf[serve]")
 
+from md_csd_tf.errors import UserError  # noqa: E402
 from md_csd_tf.inference.batch import score_inputs  # noqa: E402
 from md_csd_tf.inference.detector import Detector  # noqa: E402
 from md_csd_tf.prep import synthetic  # noqa: E402
@@ -291,6 +292,14 @@ def test_a_restarted_server_finishes_jobs_left_running_or_queued(detector, media
     second = apps(detector).test_client()
     for job_id in ids:
         assert wait(second, job_id)["status"] == "done"
+
+
+def test_one_server_per_data_folder(detector, apps, tmp_path):
+    first = apps(detector, start=False)
+    with pytest.raises(UserError, match="in use by md-csd serve"):
+        create_app(detector, tmp_path / "data", start=False)
+    first.extensions["md_csd"].stop()
+    apps(detector, start=False)  # free once the first has stopped
 
 
 def test_the_job_table_is_sqlite_in_wal_mode(detector, media, apps, tmp_path):

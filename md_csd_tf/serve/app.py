@@ -27,6 +27,7 @@ from pathlib import Path
 from flask import Flask, jsonify, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
+from md_csd_tf.files import OutputLock
 from md_csd_tf.inference.batch import Row
 from md_csd_tf.inference.crops import DEFAULT_FRAMES
 from md_csd_tf.inference.detector import Detector
@@ -71,6 +72,9 @@ class Service:
     ):
         self.detector = detector
         self.data_dir = Path(data_dir)
+        # One server per folder: two would run the same queued jobs. An OS lock, so a server
+        # killed with -9 leaves nothing to clean up.
+        self.lock = OutputLock(self.data_dir, "md-csd serve").acquire()
         self.uploads, self.reports = self.data_dir / "uploads", self.data_dir / "reports"
         for folder in (self.uploads, self.reports):
             folder.mkdir(parents=True, exist_ok=True)
@@ -106,6 +110,7 @@ class Service:
         self.pool.stop(timeout=None if wait else 0)
         if wait:
             self.store.close()
+        self.lock.release()
 
     def run_job(self, job: dict) -> None:
         """Scores one job and records the outcome (a `WorkerPool` worker calls it)."""
@@ -176,13 +181,16 @@ def create_app(
         detector: a loaded `Detector`, or a function returning one (called once: one model
             load for every worker).
         data_dir: the folder for `jobs.sqlite3`, `uploads/` and `reports/`; jobs found
-            queued or running there are run.
+            queued or running there are run; one server per folder (`files.OutputLock`).
         workers: jobs scored at once, sharing the detector.
         max_upload_mb: the largest upload accepted (413 above).
         retention_hours: finished jobs, their uploads and reports are deleted after this.
         frames: evenly spaced frames scored per video (default: predict's, 32).
         model_name: the model's name in /api/health (default: the Keras model's name).
         start: start the workers and the sweeper (tests pass False to hold jobs queued).
+
+    Raises:
+        UserError: another server uses `data_dir`.
 
     Returns:
         The Flask app; `app.extensions["md_csd"]` is its `Service` (`.stop()` on shutdown).
