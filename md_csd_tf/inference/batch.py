@@ -90,9 +90,9 @@ class Row:
             return ""
         if self.faces > 1:
             return (
-                f"{self.input}: the deciding face (identity {self.decided_by} of {self.faces}) "
-                f"is in {self.frames_scored} of {self.frames_sampled} sampled frames; the score "
-                "rests on those"
+                f"{self.input}: face {self.decided_by} (of {self.faces}), which decides, is in "
+                f"{self.frames_scored} of {self.frames_sampled} sampled frames; its score rests "
+                "on those"
             )
         return (
             f"{self.input}: only {self.frames_scored} of {self.frames_sampled} sampled frames "
