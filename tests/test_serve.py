@@ -317,6 +317,7 @@ def test_the_job_table_is_sqlite_in_wal_mode(detector, media, apps, tmp_path):
 def test_retention_deletes_old_jobs_uploads_and_reports(detector, media, apps, tmp_path):
     app = apps(detector, retention_hours=0.5 / 3600)  # half a second
     client, service = app.test_client(), app.extensions["md_csd"]
+    service.sweeper.stop()  # its own sweep (every 1 s) would race the one below
     done = wait(client, submit(client, media["image"]).get_json()["id"])
     assert done["status"] == "done"
     waiting = service.store.add(uuid.uuid4().hex, "later.png", service.uploads / "w.png", "image")
