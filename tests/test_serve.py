@@ -335,6 +335,16 @@ def test_retention_deletes_old_jobs_uploads_and_reports(detector, media, apps, t
     assert service.store.get(waiting["id"])["status"] == "queued"
 
 
+def test_the_sweeper_runs_by_itself(detector, media, apps):
+    client = apps(detector, retention_hours=0.2 / 3600).test_client()  # sweeps every 1 s
+    job_id = submit(client, media["image"]).get_json()["id"]
+    assert wait(client, job_id)["status"] == "done"
+    deadline = time.monotonic() + 10
+    while client.get(f"/api/jobs/{job_id}").status_code != 404:
+        assert time.monotonic() < deadline, "the finished job was not swept within 10 s"
+        time.sleep(0.1)
+
+
 def test_pages_render_the_templates(detector, media, apps):
     templates = REPO / "md_csd_tf" / "serve" / "templates"
     if not (templates / "index.html").is_file():
