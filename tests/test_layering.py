@@ -13,7 +13,7 @@ import its own group and any lower layer, never a higher layer nor a sibling gro
     models      models/ (registry, detectors, saving: the one home for loading a model)
     evaluation  evaluation/ (metrics, evaluate_model, the results tables)
     use         training/ | inference/ (siblings: neither imports the other)
-    workflows   workflows/ (paper tables, demo, leaderboard), configs/, pretraining
+    workflows   workflows/ (paper tables, demo, leaderboard), configs/, pretraining, serve/ (web app)
     commands    commands/ (`md-csd` subcommands: parse arguments, call the layers below)
     top         cli, bench, md_csd_tf itself (its public names are imported lazily)
 
@@ -59,7 +59,10 @@ LAYERS = (
     ("models", (("md_csd_tf.models",),)),
     ("evaluation", (("md_csd_tf.evaluation",),)),
     ("use", (("md_csd_tf.training",), ("md_csd_tf.inference",))),
-    ("workflows", (("md_csd_tf.workflows", "md_csd_tf.configs", "md_csd_tf.pretraining"),)),
+    (
+        "workflows",
+        (("md_csd_tf.workflows", "md_csd_tf.configs", "md_csd_tf.pretraining", "md_csd_tf.serve"),),
+    ),
     ("commands", (("md_csd_tf.commands",),)),
     ("top", (("md_csd_tf.cli", "md_csd_tf.bench", "md_csd_tf"),)),
 )
