@@ -121,7 +121,8 @@ def test_cli_table_files_and_exit_status(files, detector, capsys):
     table = pd.read_csv(out_csv)
     assert len(table) == len(inputs) + 1
     assert list(table.columns) == [
-        "input", "kind", "frames_scored", "fake_probability", "verdict", "error"
+        "input", "kind", "frames_scored", "fake_probability", "verdict", "error", "faces",
+        "decided_by",
     ]  # fmt: skip
     by_name = table.set_index("input")
     good = by_name.loc[[str(files[n]) for n in ("video", "image", "gray", "rgba", "deep", "odd")]]

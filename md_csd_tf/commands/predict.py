@@ -75,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "refused unless md-csd export --precision checked it against float32 (docs/inference.md)",
     )  # fmt: skip
     parser.add_argument("--output", help="write the table to this .csv or .json")
+    parser.add_argument(
+        "--report", metavar="DIR", default=None,
+        help="write one self-contained HTML report per input (verdict, threshold, per-frame "
+        "scores of each face, most suspicious frames with Grad-CAM, model card) and a summary "
+        "DIR/index.html (docs/report.md)",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -94,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--output {args.output}: must end in .csv or .json")
     if args.output:  # before scoring: an unwritable --output must not cost the whole run
         check_writable(args.output, "file", "--output")
+    if args.report:  # likewise: an unwritable --report must not cost the whole run
+        check_writable(args.report, "folder", "--report")
     if args.precision != "float32":  # before any model is loaded or exported
         if args.runtime != "keras":
             raise UserError(f"--precision {args.precision} picks its own runtime; drop --runtime")
@@ -170,6 +178,14 @@ def run(args: argparse.Namespace) -> int:
         except OSError as error:
             raise UserError(f"--output {args.output}: cannot be written ({error})") from None
         print(f"wrote {path}")
+    if args.report:
+        from md_csd_tf.inference.report import write_reports
+
+        try:
+            index = write_reports(rows, detector, args.report, threshold=detector.threshold)
+        except OSError as error:
+            raise UserError(f"--report {args.report}: cannot be written ({error})") from None
+        print(f"wrote {len(rows)} reports and {index}")
     print(f"{len(rows) - len(failed)} of {len(rows)} inputs scored")
     return 1 if failed else 0
 

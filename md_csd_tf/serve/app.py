@@ -87,6 +87,7 @@ class Service:
             "aggregate": detector.recipe.video_aggregate,
             "threshold": detector.threshold,
             "detect": True,
+            "faces": "all",
         }
         if workers > 1:
             share_cropper(detector)

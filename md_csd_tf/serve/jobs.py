@@ -172,6 +172,8 @@ def score_job(
         inputs, detector.cropper, detector.track, options.get("detect", True),
         batch_size=detector.batch_size, planned=_planned_frames(path, kind, options),
         on_progress=on_progress,
+        # as score_inputs settles it, or the stream is not taken over: clips follow one face
+        faces="largest" if detector.pipeline.clip_frames else options.get("faces", "largest"),
         **{k: options[k] for k in ("frames", "sampling", "every_k") if k in options},
     )  # fmt: skip
     try:
