@@ -189,12 +189,9 @@ def _read_frames(source: str, kind: str, wanted: set[int]) -> dict[int, np.ndarr
 
     if kind == "image":
         return {0: read_image(source)}
-    frames = {}
-    # "consecutive" up to the last wanted index: seeking is not frame-exact for every codec.
-    for index, frame in iter_frames(source, max(wanted) + 1, "consecutive"):
-        if index in wanted:
-            frames[index] = frame
-    return frames
+    # Decoded in order up to the last wanted index (seeking is not frame-exact for every codec);
+    # only the wanted frames are converted.
+    return dict(iter_frames(source, None, indices=wanted))
 
 
 # -- Grad-CAM ---------------------------------------------------------------------------------
@@ -298,7 +295,7 @@ def _page(title: str, body: str) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n{body}\n"
         f'<footer><p class="note">md-csd-tf {_e(__version__)}, '
-        f"{_e(datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC'))}</p>"
+        f"{_e(datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))}</p>"
         "</footer></body></html>\n"
     )
 

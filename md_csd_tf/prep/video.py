@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -94,6 +94,7 @@ def iter_frames(
     count: int | None,
     sampling: str = "consecutive",
     every: int | None = None,
+    indices: Iterable[int] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yields ``(frame_index, frame_rgb)`` one at a time (see :func:`read_frames`).
 
@@ -106,6 +107,8 @@ def iter_frames(
         sampling: ``"consecutive"``, ``"uniform"`` (see :func:`sample_indices`) or ``"every"``
             (every ``every``-th frame from the first).
         every: the stride for ``"every"``.
+        indices: these frames only (``count`` and ``sampling`` are then ignored), e.g. the
+            frames a report shows: only they are converted, the others are only grabbed.
 
     Raises:
         VideoError: at the first ``next()``, if the file is missing, empty, not a video, or yields
@@ -115,7 +118,11 @@ def iter_frames(
         raise ValueError(f"sampling must be one of {(*SAMPLINGS, STRIDED)}, got {sampling!r}")
     if sampling == STRIDED and (every is None or every < 1):
         raise ValueError("sampling='every' needs every >= 1")
-    if sampling == STRIDED:
+    if indices is not None:
+        probe(path)
+        wanted = {int(i) for i in indices}
+        stop, sampling, count = (max(wanted) + 1 if wanted else 0), "uniform", len(wanted)
+    elif sampling == STRIDED:
         probe(path)  # a one-line VideoError for a missing, empty or unopenable file
         wanted, stop = None, None
     elif sampling == "uniform":
