@@ -13,6 +13,7 @@ one predict writes for the same file.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from md_csd_tf.inference.crops import CropStream  # OpenCV, not TensorFlow
+from md_csd_tf.inference.crops import Crop, CropStream  # OpenCV, not TensorFlow
 from md_csd_tf.prep.faces import FaceCropper
 from md_csd_tf.serve.uploads import now, one_line, remove_old_files
 
@@ -111,6 +112,24 @@ class JobStore:
             f"UPDATE jobs SET {names}, updated = ? WHERE id = ?",
             (*fields.values(), now(), job_id),
         )
+
+    def claim(self, job_id: str) -> dict | None:
+        """Marks a queued job running and returns it, or None when it is not queued (swept,
+        queued twice, or claimed by another worker): one statement, so two workers holding the
+        same id cannot both run it."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE jobs SET status = 'running', progress = 0, message = 'scoring', "
+                "updated = ? WHERE id = ? AND status = 'queued'",
+                (now(), job_id),
+            )
+            if cursor.rowcount != 1:
+                return None
+        return self.get(job_id)
+
+    def all_ids(self) -> set[str]:
+        """Ids of every job that has a row, whatever its status."""
+        return {r["id"] for r in self._run("SELECT id FROM jobs")}
 
     def ids(self, status: str) -> list[str]:
         """Ids of the jobs in `status`, oldest first."""
@@ -205,17 +224,31 @@ def _planned_frames(path: str, kind: str, options: dict) -> int:
 
 
 class _CountingStream(CropStream):
-    """A `CropStream` that reports the share of the planned frames scored so far."""
+    """A `CropStream` that reports the share of the planned frames scored so far.
+
+    Frames, not crops: with `faces="all"` a frame holds a crop per face, and counting crops
+    would fill the bar after 1/N of a video with N faces. The caller scores crops in the order
+    they are handed over (`scored(count)` answers the oldest `count`), so the frame of each
+    handed-over crop is kept in that order until it is scored.
+    """
 
     def __init__(self, *args, planned: int, on_progress: Callable[[float], None], **kwargs):
         super().__init__(*args, **kwargs)
-        self.planned, self.on_progress, self.done = planned, on_progress, 0
+        self.planned, self.on_progress = planned, on_progress
+        self._handed: collections.deque[int] = collections.deque()  # frames of unscored crops
+        self._frames: set[int] = set()  # frames with a scored crop (only grows: monotonic)
+
+    def _post(self, event) -> None:
+        if isinstance(event, Crop):
+            self._handed.append(event.index)  # before the caller can see it
+        super()._post(event)
 
     def scored(self, count: int) -> None:
         super().scored(count)
-        self.done += count
+        for _ in range(min(count, len(self._handed))):
+            self._frames.add(self._handed.popleft())
         try:
-            self.on_progress(min(self.done / self.planned, 1.0))
+            self.on_progress(min(len(self._frames) / self.planned, 1.0))
         except Exception:  # noqa: BLE001 - progress is best effort, the scoring is not
             log.exception("recording progress failed")
 
@@ -269,6 +302,9 @@ class WorkerPool:
         self.store, self.run_job, self.workers = store, run_job, int(workers)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
+        # Set by `stop`: the sentinels sit behind the backlog in the FIFO queue, so without it a
+        # stopping pool would run every queued job first.
+        self._stopping = threading.Event()
 
     def start(self) -> WorkerPool:
         """Requeues jobs a stopped server left running, queues every queued job, starts."""
@@ -288,17 +324,20 @@ class WorkerPool:
 
     def stop(self, timeout: float | None = None) -> None:
         """Lets each worker finish its job, then stops them (queued jobs stay queued)."""
+        self._stopping.set()
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout)
 
     def _work(self) -> None:
-        while (job_id := self._queue.get()) is not None:
-            job = self.store.get(job_id)
-            if job is None or job["status"] != "queued":  # swept, or queued twice
+        while not self._stopping.is_set():
+            job_id = self._queue.get()
+            if job_id is None or self._stopping.is_set():
+                return
+            job = self.store.claim(job_id)
+            if job is None:  # swept, queued twice, or taken by another worker
                 continue
-            self.store.update(job_id, status="running", progress=0.0, message="scoring")
             try:
                 self.run_job(job)
             except Exception as error:  # noqa: BLE001 - one job fails, the worker goes on
@@ -312,7 +351,8 @@ class Sweeper:
 
     Args:
         store: the job table.
-        folders: where uploads and reports live (files without a row are swept by age).
+        folders: where uploads and reports live (files without a row are swept by age; the
+            files of a job that has a row go only with the row).
         retention: seconds a finished job is kept.
         interval: seconds between sweeps (default: a tenth of the retention, 1 s to 10 min).
     """
@@ -339,10 +379,10 @@ class Sweeper:
                 if name:
                     Path(name).unlink(missing_ok=True)
             self.store.delete(job["id"])
-        live = set(self.store.ids("queued")) | set(self.store.ids("running"))
-        # Files of rows gone (a crash between the file and the row); a waiting job's upload
-        # is kept however old (the server may have been down longer than the retention).
-        remove_old_files(self.folders, before, keep=live)
+        # Only files without a row (a crash between the file and the row): a job's files go
+        # with its row, above. A file's age says nothing about its job's (an upload waits
+        # however long the server was down; a report is written after its upload).
+        remove_old_files(self.folders, before, keep=self.store.all_ids())
         return len(old)
 
     def _loop(self) -> None:
