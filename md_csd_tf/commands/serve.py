@@ -67,7 +67,7 @@ def is_loopback(host: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from md_csd_tf.errors import UserError
-    from md_csd_tf.files import check_writable
+    from md_csd_tf.files import OutputLock, check_writable
 
     try:
         import flask  # noqa: F401
@@ -92,16 +92,25 @@ def run(args: argparse.Namespace) -> int:
         **vars(args), batch_size=32, detect_max_side=None, threshold=None,  # None: "model"
         runtime="keras", precision="float32",
     )  # fmt: skip
-    detector = _load_detector(options)
-    app = create_app(
-        detector,
-        args.data,
-        workers=args.workers,
-        max_upload_mb=args.max_upload_mb,
-        retention_hours=args.retention_hours,
-        frames=args.frames,
-        model_name=_model_name(options),
-    )
+    # Taken before the model loads, so a second server on the folder is refused at once, not
+    # after the load; the service releases it on stop, and here if it never starts.
+    lock = OutputLock(args.data, "md-csd serve").acquire()
+    try:
+        detector = _load_detector(options)
+        app = create_app(
+            detector,
+            args.data,
+            workers=args.workers,
+            max_upload_mb=args.max_upload_mb,
+            retention_hours=args.retention_hours,
+            frames=args.frames,
+            model_name=_model_name(options),
+            loopback=is_loopback(args.host),
+            lock=lock,
+        )
+    except BaseException:
+        lock.release()
+        raise
     # waitress spools a request body before Flask sees it, so its own cap bounds the disk a
     # client can fill; it is above Flask's so that an upload a little too large gets Flask's
     # JSON 413 (waitress answers a body over its cap with a plain-text 413).
@@ -112,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
         threads=8,  # HTTP threads: polls and uploads; scoring runs in --workers
         max_request_body_size=2 * app.config["MAX_CONTENT_LENGTH"],
     )
+    host = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address in a URL
     print(
-        f"md-csd serve: http://{args.host}:{server.effective_port}/ (model {_model_name(options)}; "
+        f"md-csd serve: http://{host}:{server.effective_port}/ (model {_model_name(options)}; "
         f"data in {args.data}; Ctrl+C stops)",
         flush=True,
     )

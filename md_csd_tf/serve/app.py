@@ -15,6 +15,7 @@ failing model fails its job, never the server.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import logging
@@ -31,6 +32,7 @@ from md_csd_tf.files import OutputLock
 from md_csd_tf.inference.batch import Row
 from md_csd_tf.inference.crops import DEFAULT_FRAMES
 from md_csd_tf.inference.detector import Detector
+from md_csd_tf.inference.report import write_report
 from md_csd_tf.serve.jobs import (
     SCORING_SHARE,
     JobStore,
@@ -44,6 +46,16 @@ from md_csd_tf.serve.uploads import UploadError, one_line, save_upload
 log = logging.getLogger(__name__)
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")  # uuid4().hex
+# The Host names a loopback-bound server answers to (with or without a port): a page on another
+# site that makes its own name resolve to 127.0.0.1 (DNS rebinding) sends that name instead.
+LOOPBACK_HOST = re.compile(r"^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?$", re.IGNORECASE)
+# The report shows text taken from the upload (its file name): served so that nothing in it can
+# run, load anything or be read as another type, even opened in its own tab.
+REPORT_HEADERS = {
+    "Content-Security-Policy": "sandbox; default-src 'none'; img-src data:; "
+    "style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+}
 FORM_SLACK = 1 << 20  # bytes of multipart framing allowed above the file's own limit
 
 
@@ -58,6 +70,9 @@ class Service:
         retention: seconds a finished job (row, upload, report) is kept.
         frames: evenly spaced frames scored per video (`md-csd predict --frames`).
         model_name: how /api/health names the model.
+        lock: an `OutputLock` on `data_dir` the caller already holds (the command takes it
+            before loading the model, so a second server is refused at once); the service
+            takes it when None, and releases it on `stop` or when it fails to start here.
     """
 
     def __init__(
@@ -69,12 +84,22 @@ class Service:
         retention: float = 24 * 3600.0,
         frames: int | None = None,
         model_name: str | None = None,
+        lock: OutputLock | None = None,
     ):
-        self.detector = detector
         self.data_dir = Path(data_dir)
         # One server per folder: two would run the same queued jobs. An OS lock, so a server
         # killed with -9 leaves nothing to clean up.
-        self.lock = OutputLock(self.data_dir, "md-csd serve").acquire()
+        self.lock = lock or OutputLock(self.data_dir, "md-csd serve").acquire()
+        try:
+            self._setup(detector, workers, max_upload_bytes, retention, frames, model_name)
+        except BaseException:
+            self.lock.release()  # else the folder stays locked by a server that never ran
+            raise
+
+    def _setup(self, detector, workers, max_upload_bytes, retention, frames, model_name):
+        # Our own shallow copy: `share_cropper` swaps the cropper, which must not change the
+        # caller's detector (the same model and weights are shared, not copied).
+        self.detector = detector = copy.copy(detector)
         self.uploads, self.reports = self.data_dir / "uploads", self.data_dir / "reports"
         for folder in (self.uploads, self.reports):
             folder.mkdir(parents=True, exist_ok=True)
@@ -139,11 +164,6 @@ class Service:
     def _report(self, row: Row, job_id: str, stored: str) -> tuple[str | None, str]:
         """Writes the job's HTML report; returns `(path or None, status message)`. A report that
         cannot be written leaves the scores standing."""
-        try:
-            from md_csd_tf.inference.report import write_report
-        except ImportError:
-            log.warning("md_csd_tf.inference.report is not available: jobs have no report")
-            return None, "done (this version writes no report)"
         path = self.reports / f"{job_id}.html"
         try:
             write_report(row, self.detector, path, source=stored)
@@ -175,6 +195,8 @@ def create_app(
     frames: int | None = None,
     model_name: str | None = None,
     start: bool = True,
+    loopback: bool = True,
+    lock: OutputLock | None = None,
 ) -> Flask:
     """The app, its job table opened and (with `start`) its workers running.
 
@@ -189,6 +211,9 @@ def create_app(
         frames: evenly spaced frames scored per video (default: predict's, 32).
         model_name: the model's name in /api/health (default: the Keras model's name).
         start: start the workers and the sweeper (tests pass False to hold jobs queued).
+        loopback: the server listens on a loopback address only: requests whose Host is not
+            localhost, 127.x.x.x or [::1] are refused (400), against DNS rebinding.
+        lock: an `OutputLock` on `data_dir` already held (see `Service`).
 
     Raises:
         UserError: another server uses `data_dir`.
@@ -206,6 +231,7 @@ def create_app(
         retention=retention_hours * 3600.0,
         frames=frames,
         model_name=model_name,
+        lock=lock,
     )
     app = Flask(__name__)
     # Werkzeug refuses a larger body while reading it (413), before the file is spooled whole.
@@ -248,6 +274,25 @@ def create_app(
             raise _NotDone(f"job {job['id']} failed: {job['error']}")
         if job["status"] != "done":
             raise _NotDone(f"job {job['id']} is {job['status']}; poll {view(job)['links']['self']}")
+
+    @app.before_request
+    def refuse_foreign_requests():
+        if loopback and not LOOPBACK_HOST.match(request.host or ""):
+            return error(
+                400,
+                f"unexpected Host {request.host[:100]!r}: this server answers only to localhost, "
+                "127.0.0.1 or [::1]",
+            )
+        # Another site's page can POST a form here (browsers allow cross-site form posts
+        # without asking): only this server's own page may submit jobs.
+        if request.method == "POST" and request.path == "/api/jobs":
+            origin = request.headers.get("Origin")
+            own = f"{request.scheme}://{request.host}"
+            if origin is not None and origin.lower() != own.lower():
+                return error(403, f"cross-site upload refused (Origin {origin[:100]!r})")
+            if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+                return error(403, "cross-site upload refused (Sec-Fetch-Site: cross-site)")
+        return None
 
     @app.get("/")
     def index():
@@ -295,7 +340,9 @@ def create_app(
         finished(job)
         if not job["report"] or not Path(job["report"]).is_file():
             return error(404, f"job {job_id} has no report ({job['message']})")
-        return send_file(job["report"], mimetype="text/html")
+        response = send_file(job["report"], mimetype="text/html")
+        response.headers.update(REPORT_HEADERS)
+        return response
 
     @app.get("/api/health")
     def health():
@@ -303,6 +350,7 @@ def create_app(
             status="ok",
             model=service.model_name,
             threshold=service.detector.threshold,
+            aggregate=service.options["aggregate"],  # the page states the video rule with it
             queue=service.store.count("queued", "running"),
         )
 
