@@ -131,6 +131,19 @@ function describeFaces(row) {
   return `${identities.length} faces followed${decider}; ${frames}.`;
 }
 
+// The verdict's rule, as the detector applies it: strictly above the threshold (a score equal to
+// it is real); a video scored by "vote" is fake when more than half its frames are above it.
+function describeRule(row, threshold, info) {
+  if (threshold === null) {
+    return "";
+  }
+  const t = threshold.toFixed(4);
+  if (row.kind === "video" && info && info.aggregate === "vote") {
+    return `Fake when more than half the frames have P(fake) above ${t}.`;
+  }
+  return `Fake when P(fake) is above ${t}.`;
+}
+
 function showDone(job, info) {
   const row = job.result || {};
   const verdict = document.getElementById("verdict");
@@ -144,11 +157,7 @@ function showDone(job, info) {
   verdict.textContent = `${row.verdict} (P(fake) ${probability})`;
   verdict.dataset.verdict = row.verdict || "";
   verdict.dataset.status = job.status;
-  const threshold = thresholdOf(job, info);
-  show(
-    document.getElementById("threshold"),
-    threshold === null ? "" : `Fake when P(fake) is at least ${threshold.toFixed(4)}.`
-  );
+  show(document.getElementById("threshold"), describeRule(row, thresholdOf(job, info), info));
   show(document.getElementById("faces"), describeFaces(row));
   document.getElementById("result").hidden = false;
   showReport();
