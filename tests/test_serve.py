@@ -30,10 +30,12 @@ pytest.importorskip("flask", reason="md-csd serve needs the extra md-csd-tf[serv
 
 from md_csd_tf.errors import UserError  # noqa: E402
 from md_csd_tf.inference.batch import score_inputs  # noqa: E402
+from md_csd_tf.inference.crops import Crop  # noqa: E402
 from md_csd_tf.inference.detector import Detector  # noqa: E402
 from md_csd_tf.prep import synthetic  # noqa: E402
+from md_csd_tf.prep.faces import FaceCropper  # noqa: E402
 from md_csd_tf.serve.app import create_app  # noqa: E402
-from md_csd_tf.serve.jobs import JobStore, score_job  # noqa: E402
+from md_csd_tf.serve.jobs import JobStore, WorkerPool, _CountingStream, score_job  # noqa: E402
 from md_csd_tf.serve.uploads import sniff  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +68,7 @@ def reference(detector, media):
         progress=False,
         aggregate=detector.recipe.video_aggregate,
         threshold=detector.threshold,
+        faces="all",  # predict's default, and serve's
     )
     return dict(zip(names, rows, strict=True))
 
@@ -85,9 +88,11 @@ def apps(tmp_path):
         app.extensions["md_csd"].stop()
 
 
-def submit(client, path: Path, name: str | None = None):
+def submit(client, path: Path, name: str | None = None, headers: dict | None = None):
     with open(path, "rb") as stream:
-        return client.post("/api/jobs", data={"file": (stream, name or path.name)})
+        return client.post(
+            "/api/jobs", data={"file": (stream, name or path.name)}, headers=headers or {}
+        )
 
 
 def wait(client, job_id: str, timeout: float = 60.0) -> dict:
@@ -161,6 +166,10 @@ def test_submit_poll_fetch_gives_predicts_row(detector, media, reference, apps, 
         report = client.get(body["links"]["report"])
         assert report.status_code == 200 and report.mimetype == "text/html"
         assert b"<html" in report.data.lower()
+        # Shown inertly even opened in its own tab: it holds the upload's (chosen) name.
+        policy = report.headers["Content-Security-Policy"]
+        assert policy.startswith("sandbox;") and "default-src 'none'" in policy
+        assert report.headers["X-Content-Type-Options"] == "nosniff"
     # Stored under generated names with the content's extension, nothing of the client's.
     stored = sorted(p.name for p in (tmp_path / "data" / "uploads").iterdir())
     assert len(stored) == 2 and all(len(Path(p).stem) == 32 for p in stored)
@@ -169,7 +178,11 @@ def test_submit_poll_fetch_gives_predicts_row(detector, media, reference, apps, 
 
 def test_two_workers_share_one_detector(detector, media, reference, apps):
     # Two crop threads searching with dlib at once abort the process: the app serialises it.
+    cropper = detector.cropper
     client = apps(detector, workers=2).test_client()
+    # The service serialises the face search on its own copy: the caller's detector is untouched.
+    assert detector.cropper is cropper and type(cropper) is FaceCropper
+    assert client.get("/api/health").get_json()["aggregate"] == detector.recipe.video_aggregate
     names = ["video", "image", "video", "image"]
     ids = [submit(client, media[n]).get_json()["id"] for n in names]
     for name, job_id in zip(names, ids, strict=True):
@@ -187,6 +200,20 @@ def test_progress_counts_scored_frames(detector, media):
     assert row.ok and row.frames_scored == 8
     # 8 frames planned (the video has 8 of the 32 asked for), reported as they are scored.
     assert seen == sorted(seen) and seen[-1] == 1.0 and all(0 < s <= 1 for s in seen)
+
+
+def test_progress_counts_frames_not_faces():
+    # Two faces per frame, 2 frames planned: the bar is full only when both frames are scored
+    # (counting crops, it was full after the first frame's two).
+    seen = []
+    stream = _CountingStream([], None, planned=2, on_progress=seen.append, faces="all")
+    box = (0, 0, 10, 10)
+    for index in (0, 1):
+        for face in (0, 1):
+            stream._post(Crop(0, "video", np.zeros((1, 1, 3), np.uint8), index, box, face))
+    for _ in range(4):
+        stream.scored(1)
+    assert seen == [0.5, 0.5, 1.0, 1.0]
 
 
 def test_bad_uploads_are_refused_with_status_and_message(detector, media, apps):
@@ -278,7 +305,79 @@ def test_a_failing_model_fails_the_job_not_the_server(detector, media, apps):
     assert_serving(client)
 
 
+# -- security ------------------------------------------------------------------------------------
+
+
+def test_a_loopback_server_refuses_foreign_host_names(detector, apps, tmp_path):
+    client = apps(detector, start=False).test_client()
+    for host in ("localhost", "localhost:8765", "127.0.0.1:8765", "[::1]:8765", "[::1]"):
+        assert client.get("/api/health", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example", "evil.example:8765", "localhost.evil.example", "127.0.0.1.nip.io"):
+        answer = client.get("/api/health", headers={"Host": host})
+        assert answer.status_code == 400, host
+        assert "unexpected Host" in answer.get_json()["error"]
+    # Listening on another address, the server has no list of its names: any Host passes.
+    public = apps(detector, tmp_path / "other", start=False, loopback=False).test_client()
+    assert public.get("/api/health", headers={"Host": "evil.example"}).status_code == 200
+
+
+def test_cross_site_uploads_are_refused(detector, media, apps):
+    client = apps(detector, start=False).test_client()  # its Host: localhost
+    refused = [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://localhost:9999"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ]
+    for headers in refused:
+        answer = submit(client, media["image"], headers=headers)
+        assert answer.status_code == 403, headers
+        assert "cross-site upload refused" in answer.get_json()["error"]
+    accepted = [{}, {"Origin": "http://localhost"}, {"Sec-Fetch-Site": "same-origin"}]
+    for headers in accepted:
+        assert submit(client, media["image"], headers=headers).status_code == 202, headers
+    uploads = client.application.extensions["md_csd"].uploads
+    assert len(list(uploads.iterdir())) == len(accepted)  # nothing stored for a refusal
+
+
 # -- persistence ---------------------------------------------------------------------------------
+
+
+def test_stopping_leaves_queued_jobs_queued(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    ids = [store.add(uuid.uuid4().hex, "x.png", "x.png", "image")["id"] for _ in range(5)]
+    ran, started = [], threading.Event()
+
+    def slow_job(job: dict) -> None:
+        ran.append(job["id"])
+        started.set()
+        time.sleep(0.5)
+
+    pool = WorkerPool(store, slow_job, workers=1).start()
+    assert started.wait(10)
+    begun = time.monotonic()
+    pool.stop()
+    took = time.monotonic() - begun
+    # The job in progress finishes; the 4 behind it are not run (that took 4 x 0.5 s more).
+    assert ran == ids[:1] and took < 1.5, (ran, took)
+    assert store.ids("queued") == ids[1:]
+    store.close()
+
+
+def test_a_job_is_claimed_once(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    job_id = store.add(uuid.uuid4().hex, "x.png", "x.png", "image")["id"]
+    ran = []
+    pool = WorkerPool(store, lambda job: ran.append(job["status"]), workers=2)
+    pool.submit(job_id)  # and queued again by start: two workers may both hold it
+    pool.start()
+    deadline = time.monotonic() + 10
+    while not ran and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pool.stop()
+    assert ran == ["running"]
+    assert store.claim(job_id) is None  # no longer queued
+    store.close()
 
 
 def test_a_restarted_server_finishes_jobs_left_running_or_queued(detector, media, apps, tmp_path):
@@ -302,6 +401,39 @@ def test_one_server_per_data_folder(detector, apps, tmp_path):
     apps(detector, start=False)  # free once the first has stopped
 
 
+def test_a_server_that_fails_to_start_frees_its_folder(detector, apps, tmp_path, monkeypatch):
+    from md_csd_tf.serve import app as app_module
+
+    def broken(*_):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(app_module, "JobStore", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        create_app(detector, tmp_path / "data", start=False)
+    monkeypatch.undo()
+    apps(detector, start=False)  # not "in use": the failed one released its lock
+
+
+def test_the_command_refuses_a_used_folder_before_loading_the_model(tmp_path, monkeypatch):
+    import argparse
+
+    from md_csd_tf.commands import predict, serve
+    from md_csd_tf.files import OutputLock
+
+    def load(_):
+        raise AssertionError("the model was loaded before the folder was checked")
+
+    monkeypatch.setattr(predict, "_load_detector", load)
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    lock = OutputLock(tmp_path / "data", "md-csd serve").acquire()
+    try:
+        with pytest.raises(UserError, match="in use by md-csd serve"):
+            serve.run(parser.parse_args(["--data", str(tmp_path / "data")]))
+    finally:
+        lock.release()
+
+
 def test_the_job_table_is_sqlite_in_wal_mode(detector, media, apps, tmp_path):
     client = apps(detector).test_client()
     job_id = submit(client, media["image"]).get_json()["id"]
@@ -322,37 +454,45 @@ def test_retention_deletes_old_jobs_uploads_and_reports(detector, media, apps, t
     assert done["status"] == "done"
     waiting = service.store.add(uuid.uuid4().hex, "later.png", service.uploads / "w.png", "image")
     (service.uploads / f"{waiting['id']}.png").write_bytes(b"kept while queued")
+    # Finished just now from an old upload (queued while the server was down): kept with its row.
+    recent = service.store.add(uuid.uuid4().hex, "r.png", service.uploads / "r.png", "image")
+    (service.uploads / f"{recent['id']}.png").write_bytes(b"kept while its row is")
+    (service.reports / f"{recent['id']}.html").write_text("<html></html>")
     orphan = service.uploads / f"{uuid.uuid4().hex}.mp4"  # a crash between file and row
     orphan.write_bytes(b"x")
     old = time.time() - 10
     os.utime(orphan, (old, old))
-    os.utime(service.uploads / f"{waiting['id']}.png", (old, old))
+    for path in (*service.uploads.iterdir(), *service.reports.iterdir()):
+        if done["id"] not in path.name:
+            os.utime(path, (old, old))
     time.sleep(0.6)
+    service.store.update(recent["id"], status="done")
     assert service.sweeper.sweep() == 1
     assert client.get(f"/api/jobs/{done['id']}").status_code == 404
-    assert [p.name for p in service.reports.iterdir()] == []
-    assert [p.name for p in service.uploads.iterdir()] == [f"{waiting['id']}.png"]
+    assert [p.name for p in service.reports.iterdir()] == [f"{recent['id']}.html"]
+    assert sorted(p.name for p in service.uploads.iterdir()) == sorted(
+        f"{job['id']}.png" for job in (waiting, recent)
+    )
     assert service.store.get(waiting["id"])["status"] == "queued"
 
 
 def test_the_sweeper_runs_by_itself(detector, media, apps):
-    client = apps(detector, retention_hours=0.2 / 3600).test_client()  # sweeps every 1 s
+    # 2 s: long enough that the polls of `wait` see the job done before it goes, even when a
+    # poll stalls under load; the sweeper runs every 1 s.
+    client = apps(detector, retention_hours=2 / 3600).test_client()
     job_id = submit(client, media["image"]).get_json()["id"]
     assert wait(client, job_id)["status"] == "done"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 15
     while client.get(f"/api/jobs/{job_id}").status_code != 404:
-        assert time.monotonic() < deadline, "the finished job was not swept within 10 s"
+        assert time.monotonic() < deadline, "the finished job was not swept within 15 s"
         time.sleep(0.1)
 
 
 def test_pages_render_the_templates(detector, media, apps):
-    templates = REPO / "md_csd_tf" / "serve" / "templates"
-    if not (templates / "index.html").is_file():
-        pytest.skip("the page templates are not in this checkout")
-    client = apps(detector, start=False, max_upload_mb=7).test_client()
+    client = apps(detector, start=False, max_upload_mb=7.0).test_client()
     page = client.get("/")
     assert page.status_code == 200 and page.mimetype == "text/html"
-    assert b'data-max-upload-mb="7"' in page.data
+    assert b'data-max-upload-mb="7"' in page.data and b"Up to 7 MB" in page.data
     job_id = submit(client, media["image"]).get_json()["id"]
     page = client.get(f"/jobs/{job_id}")
     assert page.status_code == 200 and f'data-job-id="{job_id}"'.encode() in page.data
@@ -463,10 +603,11 @@ def test_a_sigkilled_server_restarted_finishes_the_job(tmp_path):
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
 
+    log = tmp_path / "server.log"  # a file: an unread pipe fills and blocks the server
+
     def start() -> subprocess.Popen:
-        server = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        with open(log, "a") as out:
+            server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
@@ -474,7 +615,7 @@ def test_a_sigkilled_server_restarted_finishes_the_job(tmp_path):
                 return server
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if server.poll() is not None:
-                    raise AssertionError(server.stdout.read()) from None
+                    raise AssertionError(log.read_text(errors="replace")[-3000:]) from None
                 time.sleep(0.2)
         server.kill()
         raise AssertionError("the server did not answer within 90 s")
