@@ -217,7 +217,7 @@ def test_summary_links_every_report_with_unique_names(tmp_path, meso, media, vid
     assert page.links == ["clip.html", "clip-2.html", "nope.html"]
     for link in page.links:
         assert (out / urllib.parse.unquote(link)).is_file()
-    assert "3 inputs scored" in page.text and "1 not scored" in page.text
+    assert "3 inputs, 2 scored" in page.text and "1 not scored" in page.text
     assert f"{video_row.fake_probability:.4f}" in page.text
     assert "nope.mp4: no such file or folder" in page.text
     # A report elsewhere is linked relative to the summary's folder, quoted for a URL.

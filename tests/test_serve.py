@@ -244,7 +244,7 @@ def test_bad_media_fail_their_job_with_the_reason(detector, media, apps):
         "truncated": "not a readable video",
         "fake_mp4": "not a readable video",
         "noface_video": "no face found",
-        "flat": "no face",
+        "flat": "no face found (dlib); upload a photo or video where a face shows",
     }
     for name, words in reasons.items():
         answer = submit(client, media[name])
@@ -253,6 +253,7 @@ def test_bad_media_fail_their_job_with_the_reason(detector, media, apps):
         assert job["status"] == "failed", (name, job)
         assert words in job["error"] and job["error"].startswith(media[name].name), job["error"]
         assert "uploads" not in job["error"]  # the stored path is never shown
+        assert "--no-detect" not in job["error"]  # a command-line option: no use on the page
         for what in ("result", "report"):
             early = client.get(job["links"][what])
             assert early.status_code == 409 and "failed" in early.get_json()["error"]

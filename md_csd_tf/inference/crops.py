@@ -31,6 +31,8 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 )
 DEFAULT_FRAMES = 32  # evenly spaced frames per video; FF++ test videos give 32 crops in ~5 s
+# What a face-less image's error tells the command-line user (`md-csd serve` says its own).
+NO_DETECT_HINT = "pass --no-detect if it is already a face crop"
 FACES = ("all", "largest")  # --faces: every face, linked into identities, or data prep's one
 AUTO = "auto"  # --frames auto: the grid of `sequential.MAX_FRAMES` frames, scored in stages
 DEFAULT_DETECT_MAX_SIDE = 640  # FaceCropper's; see its docstring for why
@@ -119,9 +121,7 @@ def image_crop(
         return image, (0, 0, image.shape[1], image.shape[0])
     crop, box, _ = cropper.crop(image)
     if crop is None:
-        raise InputError(
-            f"{name}: no face found (dlib); pass --no-detect if it is already a face crop"
-        )
+        raise InputError(f"{name}: no face found (dlib); {NO_DETECT_HINT}")
     return crop, tuple(box)
 
 

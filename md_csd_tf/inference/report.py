@@ -142,6 +142,7 @@ def score_curve(faces: Sequence[Identity], threshold: float, decided_by: int | N
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(8, 3), dpi=100)
     FigureCanvasAgg(figure)
@@ -157,6 +158,7 @@ def score_curve(faces: Sequence[Identity], threshold: float, decided_by: int | N
                  label=f"threshold {threshold:.3f}")  # fmt: skip
     axes.set_ylim(0.0, 1.0)
     axes.set_xlabel("frame index")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # frames, not 2.5
     axes.set_ylabel("P(fake)")
     axes.grid(alpha=0.3)
     # Above the axes, not over the curves it names.
@@ -537,7 +539,7 @@ def write_summary(
     fakes = sum(r.ok and r.verdict == "fake" for r in rows)
     failed = sum(not r.ok for r in rows)
     body = (
-        f"<h1>{_e(len(rows))} inputs scored</h1>"
+        f"<h1>{_e(len(rows))} inputs, {_e(len(rows) - failed)} scored</h1>"
         f"<p>{_e(fakes)} fake, {_e(len(rows) - fakes - failed)} real, {_e(failed)} not scored.</p>"
         + _table(
             (

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 from md_csd_tf.files import OutputLock
 from md_csd_tf.inference.batch import Row
-from md_csd_tf.inference.crops import DEFAULT_FRAMES
+from md_csd_tf.inference.crops import DEFAULT_FRAMES, NO_DETECT_HINT
 from md_csd_tf.inference.detector import Detector
 from md_csd_tf.inference.report import write_report
 from md_csd_tf.serve.jobs import (
@@ -149,6 +149,8 @@ class Service:
         # The user knows the file by its name; the generated path means nothing to them.
         row.input = name
         row.error = row.error.replace(stored, name)
+        # The page has no --no-detect: its users need another way out of a face-less image.
+        row.error = row.error.replace(NO_DETECT_HINT, "upload a photo or video where a face shows")
         result = dataclasses.asdict(row)  # as `md-csd predict --output x.json` writes it
         if not row.ok:
             self.store.update(
