@@ -177,6 +177,22 @@ def _video_frames(
         raise InputError(f"{path}: cannot decode the video ({first[:160]})") from None
 
 
+def _sampled_frames(path, frames, sampling, every_k, timings) -> Iterator[tuple[int, np.ndarray]]:
+    """`_video_frames` for `iter_video_crops` and `iter_video_faces`: the sampling checked
+    first, and an `InputError` naming the file when no frame decodes."""
+    path = os.fspath(path)
+    if sampling not in PREDICT_SAMPLINGS:
+        raise ValueError(f"sampling must be one of {PREDICT_SAMPLINGS}, got {sampling!r}")
+    if sampling == STRIDED and (every_k is None or every_k < 1):
+        raise ValueError("sampling='every' needs every_k >= 1")
+    sampled = 0
+    for index, frame in _video_frames(path, frames, sampling, every_k, timings):
+        sampled += 1
+        yield index, frame
+    if sampled == 0:
+        raise InputError(f"{path}: no frame could be decoded (corrupt or truncated video)")
+
+
 def iter_video_crops(
     cropper: FaceCropper,
     path: str | os.PathLike,
@@ -193,16 +209,9 @@ def iter_video_crops(
     Raises:
         InputError: not a readable video or no frame decoded (at the first `next()` or later).
     """
-    path = os.fspath(path)
-    if sampling not in PREDICT_SAMPLINGS:
-        raise ValueError(f"sampling must be one of {PREDICT_SAMPLINGS}, got {sampling!r}")
-    if sampling == STRIDED and (every_k is None or every_k < 1):
-        raise ValueError("sampling='every' needs every_k >= 1")
     timings = collections.defaultdict(float) if timings is None else timings
     hint = None  # the last face found, when tracking (`FaceCropper.detect` searches near it)
-    sampled = 0
-    for index, frame in _video_frames(path, frames, sampling, every_k, timings):
-        sampled += 1
+    for index, frame in _sampled_frames(path, frames, sampling, every_k, timings):
         found = _find_face(cropper, frame, hint, timings)
         if found is None:
             yield index, None, None
@@ -210,8 +219,6 @@ def iter_video_crops(
         crop, box, face = found
         hint = face if track else None
         yield index, crop, box
-    if sampled == 0:
-        raise InputError(f"{path}: no frame could be decoded (corrupt or truncated video)")
 
 
 def video_crops(
@@ -269,15 +276,9 @@ def iter_video_faces(
     """
     from md_csd_tf.inference.tracks import Linker
 
-    path = os.fspath(path)
-    if sampling not in PREDICT_SAMPLINGS:
-        raise ValueError(f"sampling must be one of {PREDICT_SAMPLINGS}, got {sampling!r}")
-    if sampling == STRIDED and (every_k is None or every_k < 1):
-        raise ValueError("sampling='every' needs every_k >= 1")
     timings = collections.defaultdict(float) if timings is None else timings
-    linker, sampled, hint = Linker(), 0, None
-    for index, frame in _video_frames(path, frames, sampling, every_k, timings):
-        sampled += 1
+    linker, hint = Linker(), None
+    for index, frame in _sampled_frames(path, frames, sampling, every_k, timings):
         began = time.perf_counter()
         found = cropper.detect_every(frame, hint)
         middle = time.perf_counter()
@@ -291,8 +292,6 @@ def iter_video_faces(
             faces.append((crop, tuple(box), identity))
         timings["crop"] += time.perf_counter() - middle
         yield index, faces
-    if sampled == 0:
-        raise InputError(f"{path}: no frame could be decoded (corrupt or truncated video)")
 
 
 class VideoStages:
